@@ -1,0 +1,126 @@
+"""Hydra glue: the only module besides train.py that reads the config object.
+
+Turns a composed config into typed components, checks what can be checked before any
+training starts, and runs the end-of-run evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from selfsup.data import ImageDataModule
+from selfsup.eval.report import EvalSettings, evaluate
+
+
+class ConfigError(ValueError):
+    """A configuration that composes but cannot describe a valid run."""
+
+
+def check_config(cfg: DictConfig, loss_choice: str) -> None:
+    """Fail before training on combinations Hydra cannot see.
+
+    Args:
+        cfg: the composed config.
+        loss_choice: the option chosen in the ``loss`` group.
+    """
+    accepted = list(cfg.method.losses)
+    if loss_choice not in accepted:
+        raise ConfigError(
+            f"method={cfg.method.name} does not accept loss={loss_choice}; "
+            f"method={cfg.method.name} accepts loss={'|'.join(accepted)}"
+        )
+    if cfg.augment.views < 2:
+        raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
+
+
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    return ImageDataModule(
+        splits=instantiate(cfg.data.splits),
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+    )
+
+
+def build_backbone(cfg: DictConfig) -> nn.Module:
+    backbone = instantiate(cfg.backbone)
+    if not hasattr(backbone, "num_features"):
+        raise ConfigError(f"backbone {cfg.backbone._target_} has no `num_features`")
+    return backbone
+
+
+def build_module(cfg: DictConfig) -> L.LightningModule:
+    backbone = build_backbone(cfg)
+    head = instantiate(cfg.head, in_dim=backbone.num_features)
+    return instantiate(
+        cfg.method.module,
+        backbone=backbone,
+        head=head,
+        loss=instantiate(cfg.loss),
+        view_maker=instantiate(cfg.augment),
+        optimizer=instantiate(cfg.optim.optimizer),
+        scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
+        exclude_bias_and_norm=cfg.optim.exclude_bias_and_norm,
+    )
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    return [instantiate(c) for c in cfg.logger.values()]
+
+
+def eval_settings(cfg: DictConfig) -> EvalSettings:
+    e = cfg.eval
+    return EvalSettings(
+        knn_k=e.knn_k,
+        knn_temperature=e.knn_temperature,
+        probe_Cs=list(e.probe_Cs),
+        probe_val_fraction=e.probe_val_fraction,
+        probe_max_iter=e.probe_max_iter,
+        seed=cfg.seed,
+    )
+
+
+def final_evaluation(
+    cfg: DictConfig, module: L.LightningModule, dm: ImageDataModule, device: torch.device | str = "cpu"
+) -> dict[str, dict[str, float]]:
+    """Offline probe, kNN and RankMe of the trained backbone and of each configured baseline."""
+    settings = eval_settings(cfg)
+    train_loader = dm.feature_loader(dm.probe_train_dataset())
+    test_loader = dm.val_dataloader()
+    vm = module.view_maker  # type: ignore[attr-defined]
+    module.to(device)
+    rows = {
+        "pretrained": evaluate(
+            module.backbone, vm.prepare, train_loader, test_loader, dm.num_classes, settings,  # type: ignore[arg-type]
+            head=module.head, device=device,  # type: ignore[arg-type]
+        )
+    }
+    unknown = set(cfg.eval.baselines) - {"random_init", "raw_pixels"}
+    if unknown:
+        raise ConfigError(f"eval.baselines has {sorted(unknown)}; expected a subset of [random_init, raw_pixels]")
+    if "random_init" in cfg.eval.baselines:
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            fresh = build_backbone(cfg).to(device)
+        rows["random_init"] = evaluate(fresh, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device)
+    if "raw_pixels" in cfg.eval.baselines:
+        rows["raw_pixels"] = evaluate(
+            nn.Flatten(), lambda x: x.float() / 255.0, train_loader, test_loader, dm.num_classes, settings, device=device
+        )
+    return rows
+
+
+def save_config(cfg: DictConfig, run_dir: Path) -> Mapping[str, Any]:
+    """The resolved config as YAML in the run directory; returns it as a plain dict."""
+    from selfsup.run_dir import atomic_write_text
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    return resolved  # type: ignore[return-value]

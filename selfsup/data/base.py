@@ -1,0 +1,57 @@
+"""In-memory uint8 image datasets and the train/test pair every data option returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class TensorImageDataset(Dataset):
+    """uint8 images held in memory; items are ``(image (C, H, W) uint8, label or -1, index)``.
+
+    Args:
+        images: (N, C, H, W) uint8, or (N, H, W) / (N, H, W, C) arrays that are reshaped to it.
+        labels: (N,) integer labels, -1 for unlabelled images.
+        index_offset: added to the returned sample index (unique ids across concatenated sets).
+    """
+
+    def __init__(self, images: Tensor | np.ndarray, labels: Tensor | np.ndarray, index_offset: int = 0) -> None:
+        x = torch.as_tensor(np.asarray(images))
+        if x.dtype != torch.uint8:
+            raise TypeError(f"images must be uint8, got {x.dtype}")
+        if x.ndim == 3:
+            x = x[:, None]
+        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.permute(0, 3, 1, 2)
+        self.images = x.contiguous()
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        self.index_offset = index_offset
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
+        return self.images[i], self.labels[i], i + self.index_offset
+
+
+@dataclass
+class ImageSplits:
+    """What every ``data=`` option builds.
+
+    Attributes:
+        train: pretraining images (labels used only by probes; -1 where unlabelled).
+        test: held-out labelled images for evaluation.
+        num_classes: label count.
+        probe_train: labelled images the probes fit on; defaults to the labelled part of train.
+    """
+
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    probe_train: Dataset | None = None

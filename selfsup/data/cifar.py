@@ -1,0 +1,70 @@
+"""CIFAR-10/100 from the official python pickles, or from an ImageFolder tree of JPEGs.
+
+Reading the pickles ourselves (rather than through torchvision's classes) keeps the reader
+testable on synthetic files; ``download=true`` still fetches through torchvision.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from selfsup.data.base import ImageSplits, TensorImageDataset
+from selfsup.data.folder import folder_splits
+
+LAYOUT = {
+    10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    100: ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+}
+
+
+def _read_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for n in names:
+        with open(folder / n, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(d[label_key], dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def cifar_splits(root: str, num_classes: int = 10, download: bool = False) -> ImageSplits:
+    """CIFAR-10 or CIFAR-100, 32x32 RGB, 50,000 train / 10,000 test.
+
+    Looks for, in order: ``root/<pickles folder>`` (torchvision's layout), then
+    ``root/train/<class>/`` + ``root/test/<class>/`` (what ``shared/datasets/cifar10.py OUT_DIR``
+    writes). With ``download`` and neither present, torchvision downloads the pickles.
+
+    Args:
+        root: data folder.
+        num_classes: 10 or 100.
+        download: allow torchvision to download (needs internet).
+    """
+    if num_classes not in LAYOUT:
+        raise ValueError(f"data.num_classes must be 10 or 100 for CIFAR, got {num_classes}")
+    sub, train_names, test_names, key = LAYOUT[num_classes]
+    pickles = Path(root) / sub
+    tree = Path(root)
+    if not (pickles / train_names[0]).is_file():
+        if (tree / "train").is_dir() and (tree / "test").is_dir():
+            return folder_splits(str(tree), image_size=32, channels=3, test_split="test")
+        if not download:
+            hint = (
+                " Here, unpack the bundled copy: `python ../shared/datasets/cifar10.py " + str(tree) + "`."
+                if num_classes == 10
+                else ""
+            )
+            raise FileNotFoundError(
+                f"CIFAR-{num_classes} not found: looked for {pickles}/{train_names[0]} and {tree}/train/<class>/. "
+                f"Set data.download=true to download it with torchvision (needs internet).{hint}"
+            )
+        from torchvision import datasets
+
+        cls = datasets.CIFAR10 if num_classes == 10 else datasets.CIFAR100
+        cls(root, train=True, download=True)
+        cls(root, train=False, download=True)
+    xtr, ytr = _read_batches(pickles, train_names, key)
+    xte, yte = _read_batches(pickles, test_names, key)
+    return ImageSplits(TensorImageDataset(xtr, ytr), TensorImageDataset(xte, yte), num_classes=num_classes)

@@ -1,0 +1,87 @@
+"""Lightning data module over an :class:`ImageSplits`: uint8 batches, augmentation happens later."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from selfsup.data.base import ImageSplits
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Loads the splits lazily and serves uint8 batches ``(images, labels, indices)``.
+
+    Args:
+        splits: a zero-argument callable building the splits (a Hydra partial), so that
+            data is read in ``setup`` and a missing data set fails before training starts.
+        batch_size: images per device per step (views are made on the device).
+        num_workers: DataLoader worker processes; 0 loads in the main process.
+        eval_batch_size: batch size of feature extraction.
+        drop_last: drop the last incomplete training batch (keeps the negative count fixed).
+    """
+
+    def __init__(
+        self,
+        splits: Callable[[], ImageSplits],
+        batch_size: int = 256,
+        num_workers: int = 0,
+        eval_batch_size: int = 512,
+        drop_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self._build = splits
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.eval_batch_size = eval_batch_size
+        self.drop_last = drop_last
+        self.splits: ImageSplits | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self._build()
+
+    @property
+    def num_classes(self) -> int:
+        self.setup()
+        assert self.splits is not None
+        return self.splits.num_classes
+
+    def _loader(self, ds: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        assert self.splits is not None
+        n = len(self.splits.train)  # type: ignore[arg-type]
+        # With fewer images than one batch, drop_last would leave an empty epoch.
+        drop = self.drop_last and n >= self.batch_size
+        return self._loader(self.splits.train, min(self.batch_size, n), shuffle=True, drop_last=drop)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        assert self.splits is not None
+        return self._loader(self.splits.test, self.eval_batch_size, shuffle=False, drop_last=False)
+
+    def probe_train_dataset(self) -> Dataset:
+        """Labelled images the offline probes fit on (unlabelled ones dropped)."""
+        self.setup()
+        assert self.splits is not None
+        if self.splits.probe_train is not None:
+            return self.splits.probe_train
+        return self.splits.train
+
+    def feature_loader(self, ds: Dataset) -> DataLoader:
+        """Unshuffled loader for feature extraction."""
+        return self._loader(ds, self.eval_batch_size, shuffle=False, drop_last=False)
+

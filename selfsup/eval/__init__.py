@@ -1,0 +1,1 @@
+"""Evaluation of frozen representations: linear probe, kNN, feature extraction, reports."""

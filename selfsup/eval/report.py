@@ -1,0 +1,88 @@
+"""End-of-run evaluation of a frozen backbone and the table printed beside its baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from selfsup.eval.features import extract_features
+from selfsup.eval.knn import knn_top1
+from selfsup.eval.linear_probe import linear_probe
+from selfsup.metrics.rankme import rankme
+
+
+@dataclass
+class EvalSettings:
+    """Offline evaluation protocol (documented in the README).
+
+    Attributes:
+        knn_k: neighbours of the weighted kNN.
+        knn_temperature: T of the kNN vote.
+        probe_Cs: inverse L2 strengths the linear probe chooses from.
+        probe_val_fraction: share of probe-train features held out to choose C.
+        probe_max_iter: L-BFGS iterations.
+        seed: seed of the probe's validation split.
+    """
+
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    probe_Cs: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
+    probe_val_fraction: float = 0.2
+    probe_max_iter: int = 1000
+    seed: int = 0
+
+
+def evaluate(
+    backbone: nn.Module,
+    prepare: Callable[[Tensor], Tensor],
+    train_loader: DataLoader,
+    test_loader: DataLoader,
+    num_classes: int,
+    settings: EvalSettings,
+    head: nn.Module | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Linear probe and kNN top-1 (percent) on the test split, RankMe of test features.
+
+    Probes fit on the labelled items of ``train_loader``; unlabelled items (label -1) are dropped.
+    """
+    tr = extract_features(backbone, train_loader, prepare, device=device)
+    te = extract_features(backbone, test_loader, prepare, head=head, device=device)
+    keep = tr["labels"] >= 0
+    tr_h, tr_y = tr["h"][keep], tr["labels"][keep]
+    probe = linear_probe(
+        tr_h.numpy(),
+        tr_y.numpy(),
+        te["h"].numpy(),
+        te["labels"].numpy(),
+        Cs=settings.probe_Cs,
+        val_fraction=settings.probe_val_fraction,
+        max_iter=settings.probe_max_iter,
+        seed=settings.seed,
+    )
+    out = {
+        "linear_top1": probe.top1,
+        "linear_C": probe.C,
+        "knn_top1": knn_top1(
+            tr_h, tr_y, te["h"], te["labels"], num_classes, k=settings.knn_k, temperature=settings.knn_temperature
+        ),
+        "rankme": rankme(te["h"]),
+    }
+    if "z" in te:
+        out["rankme_projector"] = rankme(te["z"])
+    return out
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """Markdown table: one row per representation, linear / kNN top-1 and RankMe."""
+    lines = [
+        "| representation | linear top-1 (%) | kNN top-1 (%) | RankMe |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {m['linear_top1']:.2f} | {m['knn_top1']:.2f} | {m['rankme']:.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,5 @@
+"""Projection heads."""
+
+from selfsup.heads.mlp import MLPHead
+
+__all__ = ["MLPHead"]

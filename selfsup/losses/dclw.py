@@ -1,0 +1,69 @@
+"""Weighted Decoupled Contrastive Learning loss (DCLW, Yeh et al., ECCV 2022)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from selfsup.losses._pairs import Pairs
+from selfsup.losses.dcl import DCL
+
+
+class DCLW(DCL):
+    """DCL whose positive term is weighted by a von Mises-Fisher factor.
+
+    w_i = 2 - N·softmax_i(s(z_i¹, z_i²)/σ), the softmax taken over the images of the batch,
+    separately for each ordered pair of views. Easy positives (high similarity) get
+    w < 1, hard ones w > 1; as σ → ∞ every w_i → 1 and DCLW becomes DCL.
+
+    Published code differs on two points, both exposed here:
+    ``weight_detach`` (lightly detaches the weight; a widely used third-party repository
+    does not) and ``weight_scope`` ("global": softmax over the batch gathered from every
+    rank, which makes DDP the same objective as one process; "local": over this rank's batch).
+
+    Args:
+        temperature: τ.
+        sigma: σ of the weighting softmax.
+        weight_detach: stop gradients through the weights.
+        weight_scope: "global" or "local".
+        gather_distributed: take negatives from every DDP rank (with gradient).
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        sigma: float = 0.5,
+        weight_detach: bool = True,
+        weight_scope: Literal["global", "local"] = "global",
+        gather_distributed: bool = True,
+    ) -> None:
+        super().__init__(temperature=temperature, gather_distributed=gather_distributed)
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        if weight_scope not in ("global", "local"):
+            raise ValueError(f"weight_scope must be 'global' or 'local', got {weight_scope!r}")
+        self.sigma = sigma
+        self.weight_detach = weight_detach
+        self.weight_scope = weight_scope
+
+    def positive_weights(self, p: Pairs, views: int) -> Tensor:
+        z_all = p.z_all.detach() if self.weight_detach else p.z_all  # (V, N, D)
+        n = z_all.shape[1]
+        b = p.pos.shape[0] // views
+        if self.weight_scope == "local":
+            z_all = z_all[:, p.offset : p.offset + b]
+        # Positive similarity of every image for every ordered view pair: (V, V, n).
+        pos_sim = torch.einsum("vnd,und->vun", z_all, z_all)
+        scope_n = z_all.shape[1]
+        w = 2 - scope_n * torch.softmax(pos_sim / self.sigma, dim=-1)  # (V, V, n)
+        if self.weight_scope == "global":
+            w = w[:, :, p.offset : p.offset + b]  # this rank's anchors
+        # Lay the weights out like p.pos: row v*B+i, column u*N+(offset+i).
+        out = torch.zeros_like(p.sim)
+        rows = torch.arange(views * b, device=out.device)
+        v_idx, i_idx = rows // b, rows % b
+        for u in range(views):
+            out[rows, u * n + p.offset + i_idx] = w[v_idx, u, i_idx]
+        return out * p.pos

@@ -1,0 +1,36 @@
+"""NT-Xent / InfoNCE loss of SimCLR (Chen et al., ICML 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from selfsup.losses._pairs import contrastive_pairs
+
+
+class NTXent(nn.Module):
+    """Normalised temperature-scaled cross-entropy over all 2N (V*N) views.
+
+    ℓ(i, p) = -log[exp(s_ip/τ) / Σ_{k≠i} exp(s_ik/τ)], averaged over anchors.
+    With V > 2 views, every other view of the same image is a positive and the per-positive
+    terms are averaged (SupCon's "L_out" form); the other positives stay in the denominator.
+    For V = 2 this is exactly SimCLR's loss with the paper's 1/(2N) normalisation.
+
+    Args:
+        temperature: τ.
+        gather_distributed: take negatives from every DDP rank (with gradient).
+    """
+
+    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+
+    def forward(self, z: Tensor, views: int = 2) -> Tensor:
+        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar."""
+        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed)
+        log_denom = torch.logsumexp(p.logits, dim=1)  # (V*B,)
+        pos_logit = (p.logits * p.pos).sum(dim=1) / (views - 1)  # mean over positives
+        return (log_denom - pos_logit).mean()

@@ -1,0 +1,92 @@
+"""SimCLR (Chen et al., ICML 2020) as a thin Lightning module; the objective is pluggable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from selfsup.augment import ViewMaker
+
+OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+SchedulerFactory = Callable[..., LRScheduler]
+
+
+def param_groups(modules: Iterable[nn.Module], exclude_bias_and_norm: bool) -> list[dict[str, Any]]:
+    """Split parameters into a decayed group and (optionally) a bias/norm group without decay."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    if not exclude_bias_and_norm:
+        return [{"params": params}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+
+
+class SimCLR(L.LightningModule):
+    """V views of each image, one backbone and projection head, a contrastive loss.
+
+    ``training_step`` returns the detached backbone features ``h`` and projections ``z`` so
+    that callbacks (online probe, metrics) read them without touching the method.
+
+    Args:
+        backbone: module with ``num_features``; (N, C, H, W) -> (N, F).
+        head: projector (N, F) -> (N, D).
+        loss: objective taking ``(z, views=V)``.
+        view_maker: uint8 batch -> (V*B, C, S, S) views, on the batch's device.
+        optimizer: builds the optimiser from parameter groups (a Hydra partial).
+        scheduler: builds the per-step lr schedule, called with
+            ``(optimizer, total_steps=..., steps_per_epoch=...)``; None keeps the lr constant.
+        exclude_bias_and_norm: no weight decay (and no LARS adaptation) on biases and norms.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        loss: nn.Module,
+        view_maker: ViewMaker,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        exclude_bias_and_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.loss_fn = loss
+        self.view_maker = view_maker
+        self._optimizer = optimizer
+        self._scheduler = scheduler
+        self.exclude_bias_and_norm = exclude_bias_and_norm
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Backbone features of prepared (normalised float) images: (N, C, H, W) -> (N, F)."""
+        return self.backbone(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        x, y, _ = batch  # uint8 (B, C, H, W), (B,), (B,)
+        v = self.view_maker.views
+        views = self.view_maker(x)  # (V*B, C, S, S)
+        h = self.backbone(views)  # (V*B, F)
+        z = self.head(h)  # (V*B, D)
+        loss = self.loss_fn(z, views=v)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
+        return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(v)}
+
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        x, y, _ = batch
+        h = self.backbone(self.view_maker.prepare(x))
+        return {"h": h, "z": self.head(h), "labels": y}
+
+    def configure_optimizers(self) -> Any:
+        opt = self._optimizer(param_groups([self.backbone, self.head], self.exclude_bias_and_norm))
+        if self._scheduler is None:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        sched = self._scheduler(opt, total_steps=total, steps_per_epoch=per_epoch)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

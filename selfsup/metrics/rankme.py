@@ -1,0 +1,21 @@
+"""RankMe (Garrido et al., ICML 2023): effective rank of an embedding matrix."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+@torch.no_grad()
+def rankme(z: Tensor, eps: float = 1e-7) -> float:
+    """exp(entropy) of the normalised singular values of the raw embeddings.
+
+    p_k = σ_k / Σσ + ε, no centring and no squaring. 1 ≤ RankMe ≤ min(N, K).
+
+    Args:
+        z: (N, K) embeddings.
+        eps: ε added to each p_k (1e-7 as in the paper for float32).
+    """
+    s = torch.linalg.svdvals(z.double())
+    p = s / s.sum() + eps
+    return float(torch.exp(-(p * torch.log(p)).sum()))

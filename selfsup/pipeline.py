@@ -1,0 +1,92 @@
+"""One run from a composed config: check, pretrain, evaluate, write the run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from selfsup.build import build_datamodule, build_loggers, build_module, check_config, final_evaluation, save_config
+from selfsup.eval.online_probe import OnlineLinearProbe
+from selfsup.eval.report import format_table
+from selfsup.progress import EpochProgressBar
+from selfsup.run_dir import RESULTS, atomic_write_json, clear_failed, git_revision, mark_failed
+
+
+def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
+    """Pretrain and evaluate; ``results.json`` is written last, so its presence means finished.
+
+    Args:
+        cfg: the composed config.
+        run_dir: the run directory (Hydra's output directory).
+        loss_choice: the option chosen in the ``loss`` group (checked against the method).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(cfg, run_dir, loss_choice)
+    except BaseException as e:
+        mark_failed(run_dir, e)
+        raise
+
+
+def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
+    check_config(cfg, loss_choice)
+    clear_failed(run_dir)
+    resolved = save_config(cfg, run_dir)
+    git = git_revision()
+    atomic_write_json(run_dir / "git.json", git)
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    dm.setup()  # reads the data now: a missing data set fails before anything trains
+    module = build_module(cfg)
+
+    callbacks: list[L.Callback] = [
+        EpochProgressBar(),
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0),
+    ]
+    if cfg.eval.online_probe:
+        callbacks.append(OnlineLinearProbe(dm.num_classes, lr=cfg.eval.online_probe_lr))
+    loggers = build_loggers(cfg)
+    for lg in loggers:
+        lg.log_hyperparams(resolved)
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir))
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    pretrain_seconds = time.perf_counter() - start
+
+    results: dict[str, Any] = {}
+    if trainer.is_global_zero:
+        rows = final_evaluation(cfg, module, dm, device=module.device)
+        results = {
+            "choices": dict(resolved.get("choices", {})),
+            "seed": cfg.seed,
+            "epochs": trainer.current_epoch,
+            "steps": trainer.global_step,
+            "pretrain_seconds": round(pretrain_seconds, 2),
+            "metrics": rows["pretrained"],
+            "baselines": {k: v for k, v in rows.items() if k != "pretrained"},
+            "git": git,
+        }
+        for lg in loggers:
+            lg.log_metrics({f"final/{k}": v for k, v in rows["pretrained"].items()}, step=trainer.global_step)
+            lg.save()
+        atomic_write_json(run_dir / RESULTS, results)
+        _report(rows, pretrain_seconds, run_dir)
+    for lg in loggers:
+        lg.finalize("success")
+    return results
+
+
+@rank_zero_only
+def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path) -> None:
+    print(f"\npretraining took {seconds:.1f} s; offline evaluation on the held-out split:\n")
+    print(format_table(rows))
+    print(f"\nrun directory: {run_dir}")

@@ -1,0 +1,70 @@
+"""What a run directory holds, written so that a kill never leaves a file half-written.
+
+A run is finished when ``results.json`` exists; it is written last, atomically. A run that
+raised has ``FAILED`` (with the error) instead, so no tool mistakes it for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+RESULTS = "results.json"
+FAILED = "FAILED"
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def git_revision(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Commit hash and whether the work tree had uncommitted changes; "unknown" outside git."""
+    cwd = cwd or Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def is_finished(run_dir: str | os.PathLike[str]) -> bool:
+    return (Path(run_dir) / RESULTS).is_file()
+
+
+def mark_failed(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
+    """Record why the run stopped; an earlier ``FAILED`` is replaced, ``results.json`` never written."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    atomic_write_text(Path(run_dir) / FAILED, text)
+
+
+def clear_failed(run_dir: str | os.PathLike[str]) -> None:
+    (Path(run_dir) / FAILED).unlink(missing_ok=True)

@@ -1,0 +1,26 @@
+"""Pretrain a backbone without labels: ``python train.py method=simclr loss=dcl``.
+
+Every option is a Hydra config group under ``configs/``; see README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from selfsup.pipeline import run  # imported here so `--help` and config errors are fast
+
+    hc = HydraConfig.get()
+    results = run(cfg, Path(hc.runtime.output_dir), loss_choice=hc.runtime.choices["loss"])
+    # The value a Hydra sweeper optimises: held-out linear-probe accuracy.
+    return results.get("metrics", {}).get("linear_top1")
+
+
+if __name__ == "__main__":
+    main()
