@@ -121,6 +121,7 @@ def save_config(cfg: DictConfig, run_dir: Path) -> Mapping[str, Any]:
     """The resolved config as YAML in the run directory; returns it as a plain dict."""
     from selfsup.run_dir import atomic_write_text
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    # `hydra` is present only when a config was composed with it (tests); it is not the run's.
+    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     return resolved  # type: ignore[return-value]

@@ -18,7 +18,7 @@ def grayscale(x: Tensor) -> Tensor:
     if x.shape[1] == 1:
         return x
     r, g, b = x.unbind(1)
-    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)  # torchvision's weights
 
 
 def _blend(x: Tensor, other: Tensor, factor: Tensor) -> Tensor:

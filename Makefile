@@ -1,0 +1,44 @@
+# Quick start: `make train` then `make test`. Each creates .venv and installs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: install train test test-slow test-all lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Pretrain on the bundled digits with the defaults and print the evaluation table.
+train: $(STAMP)
+	$(BIN)/python train.py $(ARGS)
+
+## The default test run (what CI runs): everything not marked slow, gpu or slurm.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+## Slower tests (full-length runs); separate from the default run.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+## Every test this machine can run (gpu/slurm tests skip themselves with a reason).
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m "" $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) runs multirun outputs .pytest_cache .mypy_cache .ruff_cache

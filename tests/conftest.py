@@ -1,0 +1,67 @@
+"""Shared fixtures: composing the real train.yaml, tiny overrides, fake data roots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict, read_write
+
+from tests import fake_data
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+# Settings that make any run finish in seconds on a CPU.
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.log_every_n_steps=1",
+    "data.batch_size=16",
+    "data.num_workers=0",
+    "eval.probe_max_iter=50",
+    "eval.probe_Cs=[1.0]",
+    "head.hidden_dims=[32]",
+    "head.out_dim=16",
+]
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def compose_cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+    """Compose configs/train.yaml as `python train.py` would, with the Hydra config set."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    if run_dir is not None:
+        with read_write(cfg), open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def composed(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
+    def make(*overrides: str, tiny: bool = True) -> DictConfig:
+        return compose_cfg((TINY if tiny else []) + list(overrides), run_dir=tmp_path / "run")
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("data")
+    return {
+        "fashion_mnist": fake_data.make_fashion_mnist(base / "fmnist"),
+        "cifar10": fake_data.make_cifar_pickles(base / "cifar10", 10),
+        "cifar100": fake_data.make_cifar_pickles(base / "cifar100", 100, n_train=200, n_test=100),
+        "stl10": fake_data.make_stl10(base / "stl10"),
+        "imagefolder": fake_data.make_image_folder(base / "folder"),
+    }

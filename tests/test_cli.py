@@ -1,0 +1,75 @@
+"""`python train.py ...` as a user types it, in a subprocess, and the errors a user sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+
+
+def train(*args: str, run_dir: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    extra = [f"hydra.run.dir={run_dir}"] if run_dir else []
+    return subprocess.run(
+        [sys.executable, "train.py", *args, *extra],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_simclr_dcl_from_the_command_line(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    p = train("method=simclr", "loss=dcl", *TINY, run_dir=run_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "| pretrained |" in p.stdout and "| random_init |" in p.stdout and "| raw_pixels |" in p.stdout
+    assert f"run directory: {run_dir}" in p.stdout
+    assert "pretraining" in p.stdout  # the epoch progress bar
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["choices"]["loss"] == "dcl" and results["choices"]["method"] == "simclr"
+    assert (run_dir / "config.yaml").read_text().count("_target_: selfsup.losses.DCL") == 1
+
+
+def test_mistyped_override_names_the_key(tmp_path: Path) -> None:
+    p = train("loss.temprature=0.1", run_dir=tmp_path / "run")
+    assert p.returncode != 0
+    assert "temprature" in p.stderr and "not in struct" in p.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_unknown_option_lists_the_valid_ones(tmp_path: Path) -> None:
+    p = train("loss=infonce", run_dir=tmp_path / "run")
+    assert p.returncode != 0
+    assert "Could not find 'loss/infonce'" in p.stderr
+    assert "Available options in 'loss'" in p.stderr and "dclw" in p.stderr and "ntxent" in p.stderr
+
+
+def test_method_loss_mismatch_from_the_command_line(tmp_path: Path) -> None:
+    p = train("method.losses=[ntxent]", "loss=dclw", run_dir=tmp_path / "run")
+    assert p.returncode != 0
+    assert "method=simclr does not accept loss=dclw" in p.stderr
+    assert (tmp_path / "run" / "FAILED").is_file() and not (tmp_path / "run" / "results.json").exists()
+
+
+def test_linear_probe_script_reevaluates_a_run(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert train(*TINY, run_dir=run_dir).returncode == 0
+    trained = json.loads((run_dir / "results.json").read_text())["metrics"]
+    p = subprocess.run(
+        [sys.executable, "scripts/linear_probe.py", str(run_dir), "eval.baselines=[]"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    probe = json.loads((run_dir / "probe.json").read_text())
+    assert probe["pretrained"]["linear_top1"] == pytest.approx(trained["linear_top1"])
+    assert probe["pretrained"]["rankme"] == pytest.approx(trained["rankme"], rel=1e-6)
+    bad = subprocess.run(
+        [sys.executable, "scripts/linear_probe.py", str(tmp_path / "nope")],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode == 2 and "config.yaml" in bad.stderr

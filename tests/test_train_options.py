@@ -1,0 +1,111 @@
+"""Every option of every config group, composed from the real train.yaml and trained a few steps."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfsup.build import ConfigError
+from selfsup.pipeline import run
+from selfsup.run_dir import FAILED, RESULTS
+from tests.conftest import CONFIGS
+
+# Overrides an option needs to run here on tiny fake data (paths filled in by the test).
+NEEDS = {
+    ("data", "fashion_mnist"): ["data.root={fashion_mnist}"],
+    ("data", "cifar10"): ["data.root={cifar10}"],
+    ("data", "cifar100"): ["data.root={cifar100}"],
+    ("data", "stl10"): ["data.root={stl10}", "data.view.size=32"],
+    ("data", "imagefolder"): ["data.path={imagefolder}", "data.image_size=32", "data.view.size=24"],
+    ("backbone", "timm"): ["backbone.cifar_stem=true"],
+    ("logger", "wandb"): ["logger.wandb.offline=true"],
+}
+GPU_ONLY = {("trainer", "gpu")}
+
+
+def all_options() -> list[tuple[str, str]]:
+    groups = sorted(p for p in CONFIGS.iterdir() if p.is_dir())
+    return [(g.name, f.stem) for g in groups for f in sorted(g.glob("*.yaml"))]
+
+
+def _params() -> list[object]:
+    out = []
+    for group, option in all_options():
+        marks = [pytest.mark.gpu] if (group, option) in GPU_ONLY else []
+        out.append(pytest.param(group, option, marks=marks, id=f"{group}={option}"))
+    return out
+
+
+def assert_complete_run_dir(run_dir: Path) -> dict:
+    for name in (RESULTS, "config.yaml", "git.json", "metrics.csv", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), f"{name} missing from {run_dir}"
+    assert not (run_dir / FAILED).exists()
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r.get("train/loss_step") for r in rows), "no train/loss in metrics.csv"
+    results = json.loads((run_dir / RESULTS).read_text())
+    for key in ("linear_top1", "knn_top1", "rankme", "rankme_projector"):
+        assert 0 <= results["metrics"][key] <= 100 or key.startswith("rankme")
+    return results
+
+
+def test_every_option_is_covered_here() -> None:
+    groups = {g for g, _ in all_options()}
+    assert groups == {"method", "loss", "backbone", "head", "augment", "data", "optim", "trainer", "logger", "eval"}
+
+
+@pytest.mark.parametrize("group,option", _params())
+def test_option_trains_a_few_steps(group, option, composed, data_roots, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if (group, option) in GPU_ONLY and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    extra = [o.format(**{k: str(v) for k, v in data_roots.items()}) for o in NEEDS.get((group, option), [])]
+    cfg = composed(f"{group}={option}", *extra)
+    run_dir = tmp_path / "run"
+    results = run(cfg, run_dir, loss_choice=cfg.hydra.runtime.choices.loss)
+    assert_complete_run_dir(run_dir)
+    assert results["choices"][group] == option if group in results["choices"] else True
+    if option == "tensorboard":
+        assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    if option == "wandb":
+        runs = list((run_dir / "wandb").glob("offline-run-*"))
+        assert runs and list(runs[0].glob("run-*.wandb")), "wandb wrote no offline run"
+
+
+def test_three_views_train(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed("augment.views=3", "loss=dclw")
+    run(cfg, tmp_path / "run", loss_choice="dclw")
+    assert_complete_run_dir(tmp_path / "run")
+
+
+def test_method_loss_mismatch_fails_before_training(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed("method.losses=[ntxent]", "loss=dcl")
+    with pytest.raises(ConfigError, match=r"method=simclr does not accept loss=dcl"):
+        run(cfg, tmp_path / "run", loss_choice="dcl")
+    assert not (tmp_path / "run" / RESULTS).exists()
+    assert "does not accept loss=dcl" in (tmp_path / "run" / FAILED).read_text()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_missing_dataset_says_where_it_looked(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "no-fmnist"
+    cfg = composed("data=fashion_mnist", f"data.root={missing}")
+    if os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("Fashion-MNIST is installed system-wide here, so it cannot be missing")
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        run(cfg, tmp_path / "run", loss_choice="ntxent")
+    assert (tmp_path / "run" / FAILED).is_file() and not (tmp_path / "run" / RESULTS).exists()
+
+
+def test_failed_marker_is_cleared_by_a_successful_rerun(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / FAILED).write_text("old failure")
+    run(composed(), run_dir, loss_choice="ntxent")
+    assert_complete_run_dir(run_dir)
