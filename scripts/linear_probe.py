@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from selfsup.build import build_datamodule, build_module, final_evaluation
     from selfsup.eval.report import format_table
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = OmegaConf.load(cfg_path)
     OmegaConf.set_struct(cfg, True)  # a mistyped override is an error, as in train.py
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
+    assert isinstance(cfg, DictConfig)
 
     dm = build_datamodule(cfg)
     module = build_module(cfg)

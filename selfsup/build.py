@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +17,9 @@ from torch import nn
 
 from selfsup.data import ImageDataModule
 from selfsup.eval.report import EvalSettings, evaluate
+from selfsup.methods import SimCLR
+
+BASELINES = ("random_init", "raw_pixels")
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,9 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
             f"method={cfg.method.name} does not accept loss={loss_choice}; "
             f"method={cfg.method.name} accepts loss={'|'.join(accepted)}"
         )
+    unknown = set(cfg.eval.baselines) - set(BASELINES)
+    if unknown:
+        raise ConfigError(f"eval.baselines has {sorted(unknown)}; expected a subset of {list(BASELINES)}")
     if cfg.augment.views < 2:
         raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
 
@@ -56,7 +61,7 @@ def build_backbone(cfg: DictConfig) -> nn.Module:
     return backbone
 
 
-def build_module(cfg: DictConfig) -> L.LightningModule:
+def build_module(cfg: DictConfig) -> SimCLR:
     backbone = build_backbone(cfg)
     head = instantiate(cfg.head, in_dim=backbone.num_features)
     return instantiate(
@@ -88,31 +93,42 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
 
 
 def final_evaluation(
-    cfg: DictConfig, module: L.LightningModule, dm: ImageDataModule, device: torch.device | str = "cpu"
+    cfg: DictConfig, module: SimCLR, dm: ImageDataModule, device: torch.device | str = "cpu"
 ) -> dict[str, dict[str, float]]:
     """Offline probe, kNN and RankMe of the trained backbone and of each configured baseline."""
     settings = eval_settings(cfg)
     train_loader = dm.feature_loader(dm.probe_train_dataset())
     test_loader = dm.val_dataloader()
-    vm = module.view_maker  # type: ignore[attr-defined]
+    vm = module.view_maker
     module.to(device)
     rows = {
         "pretrained": evaluate(
-            module.backbone, vm.prepare, train_loader, test_loader, dm.num_classes, settings,  # type: ignore[arg-type]
-            head=module.head, device=device,  # type: ignore[arg-type]
+            module.backbone,
+            vm.prepare,
+            train_loader,
+            test_loader,
+            dm.num_classes,
+            settings,
+            head=module.head,
+            device=device,
         )
     }
-    unknown = set(cfg.eval.baselines) - {"random_init", "raw_pixels"}
-    if unknown:
-        raise ConfigError(f"eval.baselines has {sorted(unknown)}; expected a subset of [random_init, raw_pixels]")
     if "random_init" in cfg.eval.baselines:
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
             fresh = build_backbone(cfg).to(device)
-        rows["random_init"] = evaluate(fresh, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device)
+        rows["random_init"] = evaluate(
+            fresh, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device
+        )
     if "raw_pixels" in cfg.eval.baselines:
         rows["raw_pixels"] = evaluate(
-            nn.Flatten(), lambda x: x.float() / 255.0, train_loader, test_loader, dm.num_classes, settings, device=device
+            nn.Flatten(),
+            lambda x: x.float() / 255.0,
+            train_loader,
+            test_loader,
+            dm.num_classes,
+            settings,
+            device=device,
         )
     return rows
 
@@ -122,6 +138,6 @@ def save_config(cfg: DictConfig, run_dir: Path) -> Mapping[str, Any]:
     from selfsup.run_dir import atomic_write_text
 
     # `hydra` is present only when a config was composed with it (tests); it is not the run's.
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     return resolved  # type: ignore[return-value]

@@ -12,7 +12,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from selfsup.build import build_datamodule, build_loggers, build_module, check_config, final_evaluation, save_config
+from selfsup.build import (
+    build_datamodule,
+    build_loggers,
+    build_module,
+    check_config,
+    final_evaluation,
+    save_config,
+)
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import format_table
 from selfsup.progress import EpochProgressBar

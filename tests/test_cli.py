@@ -19,7 +19,11 @@ def train(*args: str, run_dir: Path | None = None, timeout: int = 300) -> subpro
     extra = [f"hydra.run.dir={run_dir}"] if run_dir else []
     return subprocess.run(
         [sys.executable, "train.py", *args, *extra],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -62,7 +66,11 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path) -> None:
     trained = json.loads((run_dir / "results.json").read_text())["metrics"]
     p = subprocess.run(
         [sys.executable, "scripts/linear_probe.py", str(run_dir), "eval.baselines=[]"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     probe = json.loads((run_dir / "probe.json").read_text())
@@ -70,6 +78,10 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path) -> None:
     assert probe["pretrained"]["rankme"] == pytest.approx(trained["rankme"], rel=1e-6)
     bad = subprocess.run(
         [sys.executable, "scripts/linear_probe.py", str(tmp_path / "nope")],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 2 and "config.yaml" in bad.stderr

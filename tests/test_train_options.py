@@ -56,7 +56,18 @@ def assert_complete_run_dir(run_dir: Path) -> dict:
 
 def test_every_option_is_covered_here() -> None:
     groups = {g for g, _ in all_options()}
-    assert groups == {"method", "loss", "backbone", "head", "augment", "data", "optim", "trainer", "logger", "eval"}
+    assert groups == {
+        "method",
+        "loss",
+        "backbone",
+        "head",
+        "augment",
+        "data",
+        "optim",
+        "trainer",
+        "logger",
+        "eval",
+    }
 
 
 @pytest.mark.parametrize("group,option", _params())

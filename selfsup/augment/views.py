@@ -36,6 +36,9 @@ class ViewMaker(nn.Module):
         std: per-channel normalisation standard deviation.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         views: int = 2,

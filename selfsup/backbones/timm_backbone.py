@@ -39,7 +39,7 @@ class TimmBackbone(nn.Module):
         )
         if cifar_stem:
             self._cifar_stem(name, in_chans)
-        self.num_features: int = int(self.model.num_features)
+        self.num_features: int = int(self.model.num_features)  # type: ignore[arg-type]
 
     def _cifar_stem(self, name: str, in_chans: int) -> None:
         conv1 = getattr(self.model, "conv1", None)

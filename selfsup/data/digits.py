@@ -20,7 +20,5 @@ def digits_splits(test_fraction: float = 0.25, seed: int = 0) -> ImageSplits:
     """
     d = load_digits()
     x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8)
-    xtr, xte, ytr, yte = train_test_split(
-        x, d.target, test_size=test_fraction, stratify=d.target, random_state=seed
-    )
+    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=test_fraction, stratify=d.target, random_state=seed)
     return ImageSplits(TensorImageDataset(xtr, ytr), TensorImageDataset(xte, yte), num_classes=10)

@@ -84,4 +84,3 @@ class ImageDataModule(L.LightningDataModule):
     def feature_loader(self, ds: Dataset) -> DataLoader:
         """Unshuffled loader for feature extraction."""
         return self._loader(ds, self.eval_batch_size, shuffle=False, drop_last=False)
-

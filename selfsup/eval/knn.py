@@ -47,7 +47,13 @@ def knn_predict(
 
 
 def knn_top1(
-    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_classes: int, k: int, temperature: float
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    num_classes: int,
+    k: int,
+    temperature: float,
 ) -> float:
     """Top-1 accuracy (percent) of :func:`knn_predict`."""
     pred = knn_predict(train_x, train_y, test_x, num_classes, k=k, temperature=temperature)

@@ -51,7 +51,11 @@ def linear_probe(
         n_val = int(round(val_fraction * len(train_y)))
         can_stratify = counts[counts > 0].min() >= 2 and n_val >= (counts > 0).sum()
         fit_x, val_x, fit_y, val_y = train_test_split(
-            xtr, train_y, test_size=val_fraction, stratify=train_y if can_stratify else None, random_state=seed
+            xtr,
+            train_y,
+            test_size=val_fraction,
+            stratify=train_y if can_stratify else None,
+            random_state=seed,
         )
         best_acc = -1.0
         for c in Cs:

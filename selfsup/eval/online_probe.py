@@ -33,7 +33,7 @@ class OnlineLinearProbe(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.probe is None:
-            features = int(pl_module.backbone.num_features)  # type: ignore[arg-type]
+            features = int(pl_module.backbone.num_features)  # type: ignore[union-attr, arg-type]
             self.probe = nn.Linear(features, self.num_classes).to(pl_module.device)
             self.optimizer = torch.optim.AdamW(self.probe.parameters(), lr=self.lr, weight_decay=0.0)
             if self._pending_state is not None:

@@ -68,7 +68,13 @@ def evaluate(
         "linear_top1": probe.top1,
         "linear_C": probe.C,
         "knn_top1": knn_top1(
-            tr_h, tr_y, te["h"], te["labels"], num_classes, k=settings.knn_k, temperature=settings.knn_temperature
+            tr_h,
+            tr_y,
+            te["h"],
+            te["labels"],
+            num_classes,
+            k=settings.knn_k,
+            temperature=settings.knn_temperature,
         ),
         "rankme": rankme(te["h"]),
     }

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
-import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -55,10 +54,10 @@ class SimCLR(L.LightningModule):
         exclude_bias_and_norm: bool = True,
     ) -> None:
         super().__init__()
-        self.backbone = backbone
-        self.head = head
-        self.loss_fn = loss
-        self.view_maker = view_maker
+        self.backbone: nn.Module = backbone
+        self.head: nn.Module = head
+        self.loss_fn: nn.Module = loss
+        self.view_maker: ViewMaker = view_maker
         self._optimizer = optimizer
         self._scheduler = scheduler
         self.exclude_bias_and_norm = exclude_bias_and_norm

@@ -9,7 +9,11 @@ from torch.optim.lr_scheduler import LambdaLR
 
 
 def warmup_cosine(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 10, min_lr_ratio: float = 0.0
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 10,
+    min_lr_ratio: float = 0.0,
 ) -> LambdaLR:
     """Multiply every group's base lr by a factor rising linearly to 1, then cosine-decaying.
 

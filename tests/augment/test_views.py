@@ -8,8 +8,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from selfsup.augment import ViewMaker
-from selfsup.augment import color
+from selfsup.augment import ViewMaker, color
 from selfsup.augment.geometry import resized_crop, sample_crop_boxes
 
 

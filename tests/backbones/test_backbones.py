@@ -12,7 +12,9 @@ BACKBONES = {
     "small_cnn": lambda c: SmallCNN(in_chans=c, widths=(8, 16)),
     "resnet18": lambda c: TimmBackbone("resnet18", in_chans=c),
     "resnet18_cifar_stem": lambda c: TimmBackbone("resnet18", in_chans=c, cifar_stem=True),
-    "vit_tiny": lambda c: TimmBackbone("vit_tiny_patch16_224", in_chans=c, model_kwargs={"img_size": 32, "patch_size": 8}),
+    "vit_tiny": lambda c: TimmBackbone(
+        "vit_tiny_patch16_224", in_chans=c, model_kwargs={"img_size": 32, "patch_size": 8}
+    ),
     "convnext_atto": lambda c: TimmBackbone("convnext_atto", in_chans=c),
 }
 

@@ -32,7 +32,10 @@ def test_lars_step_uses_trust_ratio_and_skips_excluded_groups() -> None:
     b = torch.nn.Parameter(torch.full((4,), 2.0))
     opt = LARS(
         [{"params": [w]}, {"params": [b], "weight_decay": 0.0, "lars_exclude": True}],
-        lr=0.1, momentum=0.0, weight_decay=0.0, trust_coefficient=0.01,
+        lr=0.1,
+        momentum=0.0,
+        weight_decay=0.0,
+        trust_coefficient=0.01,
     )
     w.grad = torch.full((4,), 0.5)
     b.grad = torch.full((4,), 0.5)

@@ -1,0 +1,114 @@
+"""Every command in README.md's bash blocks is run here (with tiny settings where it trains)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+# Test runners: CI runs `make test` itself, and running either from a test would recurse.
+RUNNERS = {"make test", "make test-slow"}
+SHARED_CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10.py"
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    cmds: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and line not in cmds:
+                cmds.append(line)
+    return cmds
+
+
+def _run(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
+    args = shlex.split(cmd)[2:]
+    data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
+    roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
+    # The command's own settings come first; TINY then shortens the run.
+    kept = [a for a in args if not a.startswith("trainer.max_epochs=")]
+    where = f"hydra.sweep.dir={out}" if "-m" in args else f"hydra.run.dir={out}"
+    return [sys.executable, "train.py", *kept, *TINY, *roots, where]
+
+
+def test_every_readme_command_is_handled() -> None:
+    for cmd in readme_commands():
+        assert (
+            cmd in RUNNERS
+            or cmd == "make train"
+            or cmd == "make lint"
+            or cmd.startswith(
+                ("python train.py", "python scripts/linear_probe.py", "python ../shared/datasets/cifar10.py")
+            )
+        ), f"README command without a test: {cmd}"
+
+
+def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
+    last_run: Path | None = None
+    for i, cmd in enumerate(c for c in readme_commands() if c.startswith("python train.py")):
+        if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
+            continue  # run on the real unpacked copy in the slow test below
+        out = tmp_path / f"cmd{i}"
+        p = _run(_train_argv(cmd, out, data_roots))
+        assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+        finished = [r.parent for r in out.rglob("results.json")]
+        assert finished, f"{cmd}: no finished run under {out}"
+        if " -m " in cmd:
+            assert len(finished) == 9, f"{cmd}: expected 9 runs, got {len(finished)}"
+        last_run = finished[0]
+    assert last_run is not None
+    for cmd in readme_commands():
+        if cmd.startswith("python scripts/linear_probe.py"):
+            argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
+            p = _run(argv)
+            assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+            assert (last_run / "probe.json").is_file()
+
+
+def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:
+    """The quick start: defaults on digits; linear probe ≥ 98.0 % on the held-out split."""
+    run_dir = tmp_path / "run"
+    p = _run(["make", "train", f"ARGS=hydra.run.dir={run_dir}"], timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "| pretrained |" in p.stdout and "| raw_pixels |" in p.stdout and "| random_init |" in p.stdout
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["epochs"] == 30
+    assert results["metrics"]["linear_top1"] >= 98.0, results["metrics"]
+    assert results["metrics"]["linear_top1"] > results["baselines"]["raw_pixels"]["linear_top1"]
+    assert results["metrics"]["linear_top1"] > results["baselines"]["random_init"]["linear_top1"]
+
+
+def test_make_lint() -> None:
+    p = _run(["make", "lint"])
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="needs ../shared/datasets/cifar10.py beside the checkout")
+def test_readme_cifar10_from_the_shared_copy(tmp_path: Path) -> None:
+    cmds = readme_commands()
+    unpack = next(c for c in cmds if c.startswith("python ../shared/datasets/cifar10.py"))
+    train = next(c for c in cmds if "data=cifar10" in c and "backbone.name=resnet18" in c)
+    root = tmp_path / "cifar10"
+    p = _run([sys.executable, *shlex.split(unpack.replace("data/cifar10", str(root)))[1:]])
+    assert p.returncode == 0, p.stderr
+    assert sum(1 for _ in (root / "test").rglob("*.jpg")) == 10000
+    out = tmp_path / "run"
+    argv = _train_argv(train, out, {"cifar10": root}) + ["eval.baselines=[]"]
+    p = _run(argv, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (out / "results.json").is_file()
