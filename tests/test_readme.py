@@ -52,13 +52,19 @@ def test_every_readme_command_is_handled() -> None:
             or cmd == "make train"
             or cmd == "make lint"
             or cmd.startswith(
-                ("python train.py", "python scripts/linear_probe.py", "python ../shared/datasets/cifar10.py")
+                (
+                    "python train.py",
+                    "python scripts/linear_probe.py",
+                    "python scripts/collect.py",
+                    "python ../shared/datasets/cifar10.py",
+                )
             )
         ), f"README command without a test: {cmd}"
 
 
 def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
     last_run: Path | None = None
+    sweep: Path | None = None
     for i, cmd in enumerate(c for c in readme_commands() if c.startswith("python train.py")):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
             continue  # run on the real unpacked copy in the slow test below
@@ -69,6 +75,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         assert finished, f"{cmd}: no finished run under {out}"
         if " -m " in cmd:
             assert len(finished) == 9, f"{cmd}: expected 9 runs, got {len(finished)}"
+            sweep = out
         last_run = finished[0]
     assert last_run is not None
     for cmd in readme_commands():
@@ -77,6 +84,12 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             p = _run(argv)
             assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
             assert (last_run / "probe.json").is_file()
+        if cmd.startswith("python scripts/collect.py"):
+            assert sweep is not None
+            argv = [sys.executable, *shlex.split(cmd.replace("multirun/DATE/TIME", str(sweep)))[1:]]
+            p = _run(argv)
+            assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+            assert "| ntxent | 3 |" in p.stdout and "| dclw | 3 |" in p.stdout
 
 
 def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:

@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Collect a sweep's finished runs into one markdown table (and optionally CSV).
+
+    python scripts/collect.py SWEEP_DIR [--group-by loss data] [--csv OUT.csv]
+
+Every ``results.json`` below SWEEP_DIR is one run; runs that differ only in seed are averaged
+(mean ± sample std). Unfinished runs (no results.json) are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from selfsup.collect import load_runs, summarize, to_markdown  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep_dir", type=Path)
+    ap.add_argument("--group-by", nargs="+", help="choice keys to group by (default: those that vary)")
+    ap.add_argument("--csv", type=Path, help="also write the rows here")
+    args = ap.parse_args(argv)
+    runs = load_runs(args.sweep_dir)
+    if not runs:
+        print(f"error: no finished run (results.json) under {args.sweep_dir}", file=sys.stderr)
+        return 2
+    group_by, rows = summarize(runs, args.group_by)
+    print(to_markdown(rows, group_by))
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Gather finished runs (their ``results.json``) into one table, seeds averaged."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from selfsup.run_dir import RESULTS
+
+METRICS = ("linear_top1", "knn_top1", "rankme", "pretrain_seconds")
+
+
+def load_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Every finished run below ``root`` (unfinished ones have no results.json and are skipped)."""
+    runs = []
+    for path in sorted(Path(root).rglob(RESULTS)):
+        r = json.loads(path.read_text())
+        r["run_dir"] = str(path.parent)
+        runs.append(r)
+    return runs
+
+
+def _value(run: dict[str, Any], metric: str) -> float:
+    return float(run[metric]) if metric in run else float(run["metrics"][metric])
+
+
+def summarize(
+    runs: Sequence[dict[str, Any]], group_by: Sequence[str] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per combination of ``group_by`` choices, with mean and std over the rest (seeds).
+
+    Args:
+        runs: as :func:`load_runs` returns.
+        group_by: choice keys (``loss``, ``data``, ...); default: every choice that varies.
+
+    Returns:
+        The keys grouped by, and the rows.
+    """
+    if not runs:
+        return list(group_by or []), []
+    if group_by is None:
+        keys = sorted({k for r in runs for k in r["choices"]})
+        group_by = [k for k in keys if len({r["choices"].get(k) for r in runs}) > 1] or keys[:1]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(tuple(str(r["choices"].get(k)) for k in group_by), []).append(r)
+    rows = []
+    for key, members in groups.items():
+        row: dict[str, Any] = dict(zip(group_by, key, strict=True))
+        row["runs"] = len(members)
+        row["seeds"] = sorted({m["seed"] for m in members})
+        for m in METRICS:
+            vals = [_value(r, m) for r in members]
+            row[m] = statistics.fmean(vals)
+            row[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return list(group_by), rows
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    head = [*group_by, "runs", "linear top-1 (%)", "kNN top-1 (%)", "RankMe", "pretrain (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(group_by) + "---:|" * 5]
+    for r in rows:
+        cells = [str(r[k]) for k in group_by] + [str(r["runs"])]
+        cells += [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in ("linear_top1", "knn_top1")]
+        cells += [f"{r['rankme']:.1f} ± {r['rankme_std']:.1f}", f"{r['pretrain_seconds']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

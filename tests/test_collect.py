@@ -1,0 +1,59 @@
+"""scripts/collect.py on run directories with known results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfsup.collect import load_runs, summarize
+from tests.conftest import ROOT
+
+
+def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True) -> None:
+    d.mkdir(parents=True)
+    if not finished:
+        (d / "FAILED").write_text("boom")
+        return
+    r = {
+        "choices": {"loss": loss, "data": "digits"},
+        "seed": seed,
+        "pretrain_seconds": 10.0,
+        "metrics": {"linear_top1": top1, "knn_top1": top1 - 1, "rankme": 5.0},
+    }
+    (d / "results.json").write_text(json.dumps(r))
+
+
+def test_groups_by_varying_choice_and_averages_seeds(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "0", "dcl", 0, 90.0)
+    _fake_run(tmp_path / "1", "dcl", 1, 92.0)
+    _fake_run(tmp_path / "2", "ntxent", 0, 80.0)
+    _fake_run(tmp_path / "3", "ntxent", 1, 0.0, finished=False)
+    group_by, rows = summarize(load_runs(tmp_path))
+    assert group_by == ["loss"]
+    by = {r["loss"]: r for r in rows}
+    assert by["dcl"]["runs"] == 2 and by["dcl"]["linear_top1"] == pytest.approx(91.0)
+    assert by["dcl"]["linear_top1_std"] == pytest.approx(2**0.5)
+    assert by["ntxent"]["runs"] == 1 and by["ntxent"]["seeds"] == [0]
+
+    csv_path = tmp_path / "out.csv"
+    p = subprocess.run(
+        [sys.executable, "scripts/collect.py", str(tmp_path), "--csv", str(csv_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "| dcl | 2 | 91.00 ± 1.41 |" in p.stdout
+    assert csv_path.read_text().startswith("loss,runs,seeds,")
+
+
+def test_empty_dir_is_an_error(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "scripts/collect.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 2 and "no finished run" in p.stderr
