@@ -5,6 +5,8 @@ Every option is a Hydra config group under ``configs/``; see README.md.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import hydra
@@ -16,6 +18,14 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> float | None:
     from selfsup.pipeline import run  # imported here so `--help` and config errors are fast
 
+    # Hydra's logging already prints (and writes train.log); Lightning's own console handler
+    # would print every line a second time.
+    for name in ("lightning", "lightning.pytorch"):
+        for handler in list(logging.getLogger(name).handlers):
+            logging.getLogger(name).removeHandler(handler)
+    # Hydra has written .hydra/ into the run directory, which the CSV logger shares; there is
+    # nothing of ours for it to delete there, so its warning would only alarm.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     hc = HydraConfig.get()
     results = run(cfg, Path(hc.runtime.output_dir), loss_choice=hc.runtime.choices["loss"])
     # The value a Hydra sweeper optimises: held-out linear-probe accuracy.
