@@ -37,14 +37,15 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 def find_fashion_mnist(root: str | None) -> Path:
     """The first folder holding all four files: ``root``, ``root/fashion-mnist``, then Debian's."""
     candidates = [Path(root), Path(root) / "fashion-mnist"] if root else []
-    candidates.append(Path(DEBIAN_DIR))
+    candidates.append(Path(DEBIAN_DIR))  # read at call time (tests move it aside)
     for c in candidates:
         if all((c / f).is_file() for f in FILES.values()):
             return c
     looked = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
         f"Fashion-MNIST not found: looked for {sorted(FILES.values())} in {looked}. "
-        f"Install it with `apt-get install dataset-fashion-mnist` (files land in {DEBIAN_DIR}) "
+        "Install it with `apt-get install dataset-fashion-mnist` (files land in "
+        "/usr/share/datasets/fashion-mnist) "
         "or set data.root to a folder holding those four files."
     )
 

@@ -36,12 +36,13 @@ def test_fashion_mnist_reads_idx_files(tmp_path: Path) -> None:
     assert len(s.train) == 64 and len(s.test) == 32 and s.train[0][0].shape == (1, 28, 28)
 
 
-def test_fashion_mnist_missing_names_paths_and_apt(tmp_path: Path) -> None:
+def test_fashion_mnist_missing_names_paths_and_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("selfsup.data.fashion_mnist.DEBIAN_DIR", str(tmp_path / "debian"))
     with pytest.raises(FileNotFoundError) as e:
         fashion_mnist_splits(str(tmp_path / "nowhere"))
     msg = str(e.value)
     assert "apt-get install dataset-fashion-mnist" in msg and str(tmp_path / "nowhere") in msg
-    assert "/usr/share/datasets/fashion-mnist" in msg
+    assert str(tmp_path / "debian") in msg
 
 
 @pytest.mark.parametrize("classes", [10, 100])
