@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from selfsup.data import ImageDataModule
+from selfsup.eval.metrics_callback import RepresentationMetrics, view_metrics
 from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.methods import SimCLR
 
@@ -42,6 +43,8 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
     unknown = set(cfg.eval.baselines) - set(BASELINES)
     if unknown:
         raise ConfigError(f"eval.baselines has {sorted(unknown)}; expected a subset of {list(BASELINES)}")
+    if cfg.eval.metrics.lidar_views < 2 or cfg.eval.metrics.lidar_images < 2:
+        raise ConfigError("eval.metrics.lidar_images and eval.metrics.lidar_views must both be >= 2")
     if cfg.augment.views < 2:
         raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
 
@@ -76,6 +79,22 @@ def build_module(cfg: DictConfig) -> SimCLR:
     )
 
 
+def build_metrics_callback(cfg: DictConfig, num_classes: int) -> RepresentationMetrics:
+    m = cfg.eval.metrics
+    return RepresentationMetrics(
+        num_classes,
+        every_n_epochs=m.every_n_epochs,
+        lidar_images=m.lidar_images,
+        lidar_views=m.lidar_views,
+        lidar_delta=m.lidar_delta,
+        lidar_eps=m.lidar_eps,
+        knn_every_n_epochs=m.knn_every_n_epochs,
+        knn_k=cfg.eval.knn_k,
+        knn_temperature=cfg.eval.knn_temperature,
+        seed=cfg.seed,
+    )
+
+
 def build_loggers(cfg: DictConfig) -> list[Any]:
     return [instantiate(c) for c in cfg.logger.values()]
 
@@ -101,6 +120,8 @@ def final_evaluation(
     test_loader = dm.val_dataloader()
     vm = module.view_maker
     module.to(device)
+    m = cfg.eval.metrics
+    images = dm.held_out_images(m.lidar_images).to(device)
     rows = {
         "pretrained": evaluate(
             module.backbone,
@@ -112,6 +133,7 @@ def final_evaluation(
             head=module.head,
             device=device,
         )
+        | view_metrics(module.backbone, module.head, vm, images, m.lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed)
     }
     if "random_init" in cfg.eval.baselines:
         with torch.random.fork_rng():

@@ -10,7 +10,7 @@ from typing import Any
 
 from selfsup.run_dir import RESULTS
 
-METRICS = ("linear_top1", "knn_top1", "rankme", "pretrain_seconds")
+METRICS = ("linear_top1", "knn_top1", "rankme_backbone", "lidar_backbone", "pretrain_seconds")
 
 
 def load_runs(root: str | Path) -> list[dict[str, Any]]:
@@ -24,7 +24,7 @@ def load_runs(root: str | Path) -> list[dict[str, Any]]:
 
 
 def _value(run: dict[str, Any], metric: str) -> float:
-    return float(run[metric]) if metric in run else float(run["metrics"][metric])
+    return float(run[metric]) if metric in run else float(run["metrics"].get(metric, float("nan")))
 
 
 def summarize(
@@ -61,11 +61,12 @@ def summarize(
 
 
 def to_markdown(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
-    head = [*group_by, "runs", "linear top-1 (%)", "kNN top-1 (%)", "RankMe", "pretrain (s)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(group_by) + "---:|" * 5]
+    head = [*group_by, "runs", "linear top-1 (%)", "kNN top-1 (%)", "RankMe", "LiDAR", "pretrain (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(group_by) + "---:|" * 6]
     for r in rows:
         cells = [str(r[k]) for k in group_by] + [str(r["runs"])]
         cells += [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in ("linear_top1", "knn_top1")]
-        cells += [f"{r['rankme']:.1f} ± {r['rankme_std']:.1f}", f"{r['pretrain_seconds']:.1f}"]
+        cells += [f"{r[m]:.1f} ± {r[m + '_std']:.1f}" for m in ("rankme_backbone", "lidar_backbone")]
+        cells += [f"{r['pretrain_seconds']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

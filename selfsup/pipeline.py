@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from selfsup.build import (
     build_datamodule,
     build_loggers,
+    build_metrics_callback,
     build_module,
     check_config,
     final_evaluation,
@@ -60,6 +61,8 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     ]
     if cfg.eval.online_probe:
         callbacks.append(OnlineLinearProbe(dm.num_classes, lr=cfg.eval.online_probe_lr))
+    if cfg.eval.metrics.enabled:
+        callbacks.append(build_metrics_callback(cfg, dm.num_classes))
     loggers = build_loggers(cfg)
     for lg in loggers:
         lg.log_hyperparams(resolved)

@@ -75,7 +75,7 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     probe = json.loads((run_dir / "probe.json").read_text())
     assert probe["pretrained"]["linear_top1"] == pytest.approx(trained["linear_top1"])
-    assert probe["pretrained"]["rankme"] == pytest.approx(trained["rankme"], rel=1e-6)
+    assert probe["pretrained"]["rankme_backbone"] == pytest.approx(trained["rankme_backbone"], rel=1e-6)
     bad = subprocess.run(
         [sys.executable, "scripts/linear_probe.py", str(tmp_path / "nope")],
         cwd=ROOT,

@@ -22,7 +22,7 @@ def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True)
         "choices": {"loss": loss, "data": "digits"},
         "seed": seed,
         "pretrain_seconds": 10.0,
-        "metrics": {"linear_top1": top1, "knn_top1": top1 - 1, "rankme": 5.0},
+        "metrics": {"linear_top1": top1, "knn_top1": top1 - 1, "rankme_backbone": 5.0, "lidar_backbone": 3.0},
     }
     (d / "results.json").write_text(json.dumps(r))
 

@@ -48,8 +48,14 @@ def assert_complete_run_dir(run_dir: Path) -> dict:
         rows = list(csv.DictReader(f))
     assert any(r.get("train/loss_step") for r in rows), "no train/loss in metrics.csv"
     results = json.loads((run_dir / RESULTS).read_text())
-    for key in ("linear_top1", "knn_top1", "rankme", "rankme_projector"):
-        assert 0 <= results["metrics"][key] <= 100 or key.startswith("rankme")
+    m = results["metrics"]
+    assert 0 <= m["linear_top1"] <= 100 and 0 <= m["knn_top1"] <= 100
+    for key in ("rankme_backbone", "rankme_projector", "lidar_backbone", "lidar_projector"):
+        assert m[key] >= 1.0 - 1e-6, (key, m[key])
+    for key in ("align_backbone", "align_projector"):
+        assert 0 <= m[key] <= 4.0 + 1e-6  # squared distance between unit vectors
+    for key in ("uniform_backbone", "uniform_projector"):
+        assert -4.0 - 1e-6 <= m[key] <= 0
     return results
 
 

@@ -81,6 +81,13 @@ class ImageDataModule(L.LightningDataModule):
             return self.splits.probe_train
         return self.splits.train
 
+    def held_out_images(self, n: int) -> torch.Tensor:
+        """The first ``n`` held-out images as one uint8 batch (the label-free metrics' inputs)."""
+        self.setup()
+        assert self.splits is not None
+        ds = self.splits.test
+        return torch.stack([ds[i][0] for i in range(min(n, len(ds)))])  # type: ignore[arg-type]
+
     def feature_loader(self, ds: Dataset) -> DataLoader:
         """Unshuffled loader for feature extraction."""
         return self._loader(ds, self.eval_batch_size, shuffle=False, drop_last=False)

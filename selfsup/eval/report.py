@@ -76,7 +76,7 @@ def evaluate(
             k=settings.knn_k,
             temperature=settings.knn_temperature,
         ),
-        "rankme": rankme(te["h"]),
+        "rankme_backbone": rankme(te["h"]),
     }
     if "z" in te:
         out["rankme_projector"] = rankme(te["z"])
@@ -90,5 +90,5 @@ def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
         "|---|---:|---:|---:|",
     ]
     for name, m in rows.items():
-        lines.append(f"| {name} | {m['linear_top1']:.2f} | {m['knn_top1']:.2f} | {m['rankme']:.1f} |")
+        lines.append(f"| {name} | {m['linear_top1']:.2f} | {m['knn_top1']:.2f} | {m['rankme_backbone']:.1f} |")
     return "\n".join(lines)

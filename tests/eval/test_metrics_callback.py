@@ -1,0 +1,51 @@
+"""View-based metrics group views by their source image; the callback logs every metric."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from selfsup.augment import ViewMaker
+from selfsup.backbones import SmallCNN
+from selfsup.eval.metrics_callback import view_metrics
+from selfsup.heads import MLPHead
+from selfsup.metrics import lidar
+from selfsup.pipeline import run
+
+
+def test_identity_views_are_grouped_by_image() -> None:
+    """With augmentation off, the q views of an image are exact copies: alignment is exactly 0."""
+    torch.manual_seed(0)
+    vm = ViewMaker(views=2, size=8, crop_scale=(1, 1), crop_ratio=(1, 1), flip_p=0, jitter_p=0, grayscale_p=0)
+    backbone, head = SmallCNN(1, (8, 16)).eval(), MLPHead(16, (16,), 8).eval()
+    images = (torch.rand(20, 1, 8, 8) * 255).to(torch.uint8)
+    m = view_metrics(backbone, head, vm, images, views=5, delta=1e-4, eps=1e-8)
+    assert m["align_backbone"] == pytest.approx(0.0, abs=1e-10)
+    h = backbone(vm.prepare(images))
+    copies = h[:, None].expand(20, 5, -1)
+    assert m["lidar_backbone"] == pytest.approx(lidar(copies, delta=1e-4, eps=1e-8), rel=1e-6)
+
+
+def test_view_metrics_do_not_touch_the_training_rng() -> None:
+    vm = ViewMaker(views=2, size=8)
+    backbone, head = SmallCNN(1, (8,)).eval(), MLPHead(8, (), 4).eval()
+    images = (torch.rand(6, 1, 8, 8) * 255).to(torch.uint8)
+    torch.manual_seed(5)
+    view_metrics(backbone, head, vm, images, views=3, delta=1e-4, eps=1e-8, seed=1)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(1))
+
+
+def test_callback_logs_every_metric_each_epoch(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed("trainer.max_epochs=2", "eval.metrics.knn_every_n_epochs=1")
+    run(cfg, tmp_path / "run", loss_choice="ntxent")
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    for key in ("rankme", "lidar", "align", "uniform"):
+        for tensor in ("backbone", "projector"):
+            logged = [r for r in rows if r.get(f"val/{key}_{tensor}")]
+            assert len(logged) == 2, f"val/{key}_{tensor} logged {len(logged)} times over 2 epochs"
+    assert len([r for r in rows if r.get("val/knn_top1")]) == 2
