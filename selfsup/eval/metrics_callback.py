@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import lightning as L
@@ -107,6 +108,7 @@ class RepresentationMetrics(L.Callback):
         self._h: list[Tensor] = []
         self._z: list[Tensor] = []
         self._y: list[Tensor] = []
+        self.seconds = 0.0  # wall time spent in this callback, to report its cost
 
     def _due(self, trainer: L.Trainer, every: int) -> bool:
         if every <= 0:
@@ -127,13 +129,16 @@ class RepresentationMetrics(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if self._due(trainer, self.every_n_epochs) or self._due(trainer, self.knn_every_n_epochs):
+            start = time.perf_counter()
             self._h.append(outputs["h"].float().cpu())
             self._z.append(outputs["z"].float().cpu())
             self._y.append(outputs["labels"].cpu())
+            self.seconds += time.perf_counter() - start
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not self._h:
             return
+        start = time.perf_counter()
         h, z, y = torch.cat(self._h), torch.cat(self._z), torch.cat(self._y)
         self._h, self._z, self._y = [], [], []
         logs: dict[str, float] = {}
@@ -168,3 +173,4 @@ class RepresentationMetrics(L.Callback):
             )
         for k, v in logs.items():
             pl_module.log(f"val/{k}", v)
+        self.seconds += time.perf_counter() - start

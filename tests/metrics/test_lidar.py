@@ -62,7 +62,9 @@ def test_collapses_towards_one_when_images_share_one_mean() -> None:
 
 def test_exact_copies_give_the_effective_rank_of_the_means() -> None:
     """Views that are exact copies: Σ_w = δI, so Σ = Σ_b / δ and LiDAR is the entropy rank of Σ_b."""
-    means = torch.randn(50, 4, dtype=torch.float64) @ torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.5], dtype=torch.float64))
+    means = torch.randn(50, 4, dtype=torch.float64) @ torch.diag(
+        torch.tensor([3.0, 2.0, 1.0, 0.5], dtype=torch.float64)
+    )
     z = means[:, None].expand(50, 7, 4).clone()
     lam = torch.linalg.eigvalsh(torch.cov(means.T))
     p = lam / lam.sum() + 1e-8

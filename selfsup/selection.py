@@ -1,0 +1,76 @@
+"""Label-free model selection: how well RankMe / LiDAR rank runs compared with the probe."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from scipy.stats import kendalltau
+
+LABEL_FREE = ("rankme_backbone", "rankme_projector", "lidar_backbone", "lidar_projector")
+PROBE = "linear_top1"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def varying_settings(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Config keys whose value differs between runs (from each run's config.yaml)."""
+    configs = [flatten(yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text()) or {}) for r in runs]
+    keys = sorted({k for c in configs for k in c})
+    skip = ("run_dir",)
+    return [k for k in keys if k not in skip and len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def setting_values(run: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    cfg = flatten(yaml.safe_load((Path(run["run_dir"]) / "config.yaml").read_text()) or {})
+    return {k: cfg.get(k) for k in keys}
+
+
+@dataclass
+class MetricReport:
+    metric: str
+    tau: float  # Kendall's τ between the metric and probe accuracy over runs
+    p_value: float
+    picked_probe: float  # probe accuracy of the run with the highest metric
+    best_probe: float  # the highest probe accuracy of any run
+    picked_run: str
+
+
+def evaluate_selection(
+    runs: Sequence[Mapping[str, Any]], metrics: Sequence[str] = LABEL_FREE, probe: str = PROBE
+) -> list[MetricReport]:
+    """For each label-free metric: rank agreement with the probe and the cost of trusting it."""
+    labelled = [r for r in runs if math.isfinite(r["metrics"].get(probe, math.nan))]
+    reports = []
+    for m in metrics:
+        pool = [r for r in labelled if math.isfinite(r["metrics"].get(m, math.nan))]
+        if len(pool) < 2:
+            continue
+        xs = [r["metrics"][m] for r in pool]
+        ys = [r["metrics"][probe] for r in pool]
+        res = kendalltau(xs, ys)
+        pick = max(pool, key=lambda r: r["metrics"][m])
+        reports.append(
+            MetricReport(
+                metric=m,
+                tau=float(res.statistic),
+                p_value=float(res.pvalue),
+                picked_probe=float(pick["metrics"][probe]),
+                best_probe=float(max(ys)),
+                picked_run=str(pick["run_dir"]),
+            )
+        )
+    return reports
