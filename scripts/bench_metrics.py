@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also append the table to this markdown file")
     args = ap.parse_args(argv)
     lines = [
-        "| data | epochs | pretrain, metrics on (s) | of which in the callback (s) | share | pretrain, metrics off (s) |",
+        "| data | epochs | pretrain, metrics on (s) | in the callback (s) | share | pretrain, metrics off (s) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
