@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-all lint format clean
+.PHONY: install train test test-slow test-all bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test-slow: $(STAMP)
 ## Every test this machine can run (gpu/slurm tests skip themselves with a reason).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
+
+## Benchmarks: the label-free metrics' cost (digits, and Fashion-MNIST where installed).
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_metrics.py --data digits
+	$(BIN)/python scripts/bench_metrics.py --data fashion_mnist --epochs 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

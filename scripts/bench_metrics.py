@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Final-evaluation settings that do not touch pretraining time but shorten the runs.
-QUIET = ["eval.baselines=[]", "eval.probe_Cs=[1.0]"]
+QUIET = ["eval.baselines=[]", "eval.probe_Cs=[1.0]", "eval.probe_max_iter=100"]
 
 
 def _train(args: list[str], run_dir: Path) -> dict:
@@ -28,6 +28,17 @@ def _train(args: list[str], run_dir: Path) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
     return json.loads((run_dir / "results.json").read_text())
+
+
+def _have_fashion_mnist() -> bool:
+    sys.path.insert(0, str(ROOT))
+    from selfsup.data.fashion_mnist import find_fashion_mnist
+
+    try:
+        find_fashion_mnist(None)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
+            if data == "fashion_mnist" and not _have_fashion_mnist():
+                print("fashion_mnist: skipped, not installed (apt-get install dataset-fashion-mnist)", flush=True)
+                continue
             extra = [f"data={data}"] + ([f"trainer.max_epochs={args.epochs}"] if args.epochs else [])
             on = _train([*extra, "eval.metrics.every_n_epochs=1"], Path(tmp) / f"{data}-on")
             off = _train([*extra, "eval.metrics.enabled=false"], Path(tmp) / f"{data}-off")

@@ -74,10 +74,11 @@ class RepresentationMetrics(L.Callback):
     Args:
         num_classes: label count (for kNN).
         every_n_epochs: compute after every N-th epoch's validation (and after the last).
+        knn_every_n_epochs: kNN schedule, never after the last epoch (the final evaluation has it);
+            0 disables it during training.
         lidar_images: n source images for LiDAR and alignment/uniformity.
         lidar_views: q views per image.
         lidar_delta: δ. lidar_eps: ε.
-        knn_every_n_epochs: kNN schedule; 0 disables it during training.
         knn_k: neighbours. knn_temperature: T.
         seed: seed of the metric's views (fixed, so epochs are compared on the same views).
     """
@@ -110,11 +111,17 @@ class RepresentationMetrics(L.Callback):
         self._y: list[Tensor] = []
         self.seconds = 0.0  # wall time spent in this callback, to report its cost
 
-    def _due(self, trainer: L.Trainer, every: int) -> bool:
+    def _due(self, trainer: L.Trainer, every: int, at_last: bool = True) -> bool:
         if every <= 0:
             return False
         last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-        return last or (trainer.current_epoch + 1) % every == 0
+        if last:
+            return at_last
+        return (trainer.current_epoch + 1) % every == 0
+
+    def _knn_due(self, trainer: L.Trainer) -> bool:
+        # Not after the last epoch: the end-of-run evaluation computes kNN right after.
+        return self._due(trainer, self.knn_every_n_epochs, at_last=False)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._h, self._z, self._y = [], [], []
@@ -128,7 +135,7 @@ class RepresentationMetrics(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if self._due(trainer, self.every_n_epochs) or self._due(trainer, self.knn_every_n_epochs):
+        if self._due(trainer, self.every_n_epochs) or self._knn_due(trainer):
             start = time.perf_counter()
             self._h.append(outputs["h"].float().cpu())
             self._z.append(outputs["z"].float().cpu())
@@ -159,7 +166,7 @@ class RepresentationMetrics(L.Callback):
                     self.seed,
                 )
             )
-        if self._due(trainer, self.knn_every_n_epochs):
+        if self._knn_due(trainer):
             dm = trainer.datamodule  # type: ignore[attr-defined]
             bank = extract_features(
                 module.backbone,
