@@ -43,8 +43,9 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
     unknown = set(cfg.eval.baselines) - set(BASELINES)
     if unknown:
         raise ConfigError(f"eval.baselines has {sorted(unknown)}; expected a subset of {list(BASELINES)}")
-    if cfg.eval.metrics.lidar_views < 2 or cfg.eval.metrics.lidar_images < 2:
-        raise ConfigError("eval.metrics.lidar_images and eval.metrics.lidar_views must both be >= 2")
+    m = cfg.eval.metrics
+    if min(m.lidar_views, m.lidar_images, m.final_lidar_views, m.final_lidar_images) < 2:
+        raise ConfigError("eval.metrics.{final_,}lidar_images and eval.metrics.{final_,}lidar_views must be >= 2")
     if cfg.augment.views < 2:
         raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
 
@@ -121,7 +122,7 @@ def final_evaluation(
     vm = module.view_maker
     module.to(device)
     m = cfg.eval.metrics
-    images = dm.held_out_images(m.lidar_images).to(device)
+    images = dm.held_out_images(m.final_lidar_images).to(device)
     rows = {
         "pretrained": evaluate(
             module.backbone,
@@ -133,7 +134,9 @@ def final_evaluation(
             head=module.head,
             device=device,
         )
-        | view_metrics(module.backbone, module.head, vm, images, m.lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed)
+        | view_metrics(
+            module.backbone, module.head, vm, images, m.final_lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed
+        )
     }
     if "random_init" in cfg.eval.baselines:
         with torch.random.fork_rng():

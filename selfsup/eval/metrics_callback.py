@@ -87,7 +87,7 @@ class RepresentationMetrics(L.Callback):
         self,
         num_classes: int,
         every_n_epochs: int = 1,
-        lidar_images: int = 64,
+        lidar_images: int = 32,
         lidar_views: int = 4,
         lidar_delta: float = 1e-4,
         lidar_eps: float = 1e-8,
