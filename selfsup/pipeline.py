@@ -9,7 +9,6 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from selfsup.build import (
@@ -98,7 +97,6 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     return results
 
 
-@rank_zero_only
 def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path) -> None:
     print(f"\npretraining took {seconds:.1f} s; offline evaluation on the held-out split:\n")
     print(format_table(rows))

@@ -56,15 +56,25 @@ def test_every_readme_command_is_handled() -> None:
                     "python train.py",
                     "python scripts/linear_probe.py",
                     "python scripts/collect.py",
+                "python scripts/select_runs.py",
                     "python ../shared/datasets/cifar10.py",
                 )
             )
         ), f"README command without a test: {cmd}"
 
 
+def _sweep_size(cmd: str) -> int:
+    """Runs a multirun command makes: the product of the comma-separated value counts."""
+    n = 1
+    for a in shlex.split(cmd):
+        if "=" in a and "," in a.split("=", 1)[1] and not a.split("=", 1)[1].startswith("["):
+            n *= len(a.split("=", 1)[1].split(","))
+    return n
+
+
 def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
     last_run: Path | None = None
-    sweep: Path | None = None
+    sweeps: dict[str, Path] = {}  # the sweep folder the README names -> where it ran here
     for i, cmd in enumerate(c for c in readme_commands() if c.startswith("python train.py")):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
             continue  # run on the real unpacked copy in the slow test below
@@ -74,22 +84,26 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         finished = [r.parent for r in out.rglob("results.json")]
         assert finished, f"{cmd}: no finished run under {out}"
         if " -m " in cmd:
-            assert len(finished) == 9, f"{cmd}: expected 9 runs, got {len(finished)}"
-            sweep = out
+            assert len(finished) == _sweep_size(cmd), f"{cmd}: {len(finished)} runs"
+            named = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.sweep.dir=")), None)
+            sweeps[named or "multirun/DATE/TIME"] = out
         last_run = finished[0]
     assert last_run is not None
     for cmd in readme_commands():
-        if cmd.startswith("python scripts/linear_probe.py"):
-            argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
-            p = _run(argv)
-            assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+        script = cmd.split()[1] if cmd.startswith("python scripts/") else None
+        if script is None:
+            continue
+        for named, actual in sweeps.items():
+            cmd = cmd.replace(named, str(actual))
+        argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
+        p = _run(argv)
+        assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+        if script == "scripts/linear_probe.py":
             assert (last_run / "probe.json").is_file()
-        if cmd.startswith("python scripts/collect.py"):
-            assert sweep is not None
-            argv = [sys.executable, *shlex.split(cmd.replace("multirun/DATE/TIME", str(sweep)))[1:]]
-            p = _run(argv)
-            assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+        elif script == "scripts/collect.py":
             assert "| ntxent | 3 |" in p.stdout and "| dclw | 3 |" in p.stdout
+        elif script == "scripts/select_runs.py":
+            assert "Kendall τ" in p.stdout and "plot:" in p.stdout
 
 
 def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:
