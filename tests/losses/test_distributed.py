@@ -1,0 +1,75 @@
+"""Two processes over gloo compute the same loss and gradients as one process on the whole batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from selfsup.losses import DCL, DCLW, NTXent
+
+WORLD, B, V, D = 2, 5, 3, 6
+LOSSES = {
+    "ntxent": lambda: NTXent(temperature=0.3),
+    "dcl": lambda: DCL(temperature=0.3),
+    "dclw": lambda: DCLW(temperature=0.3, sigma=0.5, weight_detach=False, weight_scope="global"),
+}
+
+
+def _global_batch() -> torch.Tensor:
+    """(V, WORLD*B, D): view v of global image i; rank r owns images r*B .. (r+1)*B - 1."""
+    return torch.randn(V, WORLD * B, D, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+
+def _local(z: torch.Tensor, rank: int) -> torch.Tensor:
+    return z[:, rank * B : (rank + 1) * B].reshape(V * B, D)  # view-major, as a rank's step sees it
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        results = {}
+        for name, make in LOSSES.items():
+            z = _local(_global_batch(), rank).clone().requires_grad_(True)
+            loss = make()(z, views=V)
+            loss.backward()
+            results[name] = (loss.detach(), z.grad.clone())
+        # Control: without gathering, each rank only sees its own negatives.
+        results["ntxent_local"] = NTXent(temperature=0.3, gather_distributed=False)(_local(_global_batch(), rank), V)
+        torch.save(results, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.distributed
+def test_gathered_negatives_equal_the_single_process_objective(tmp_path: Path) -> None:
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    for name, make in LOSSES.items():
+        z = _global_batch().reshape(V * WORLD * B, D).clone().requires_grad_(True)
+        full = make()(z, views=V)
+        full.backward()
+        grad = z.grad.view(V, WORLD * B, D)
+        # DDP averages over ranks: the mean of the local losses is the global loss ...
+        mean_loss = sum(ranks[r][name][0] for r in range(WORLD)) / WORLD
+        assert mean_loss.item() == pytest.approx(full.item(), abs=1e-6), name
+        # ... and each rank's input gradient (summed over ranks by the gather's backward),
+        # divided by the world size as DDP's averaging does, is the single-process gradient.
+        for r in range(WORLD):
+            local_grad = ranks[r][name][1] / WORLD
+            assert torch.allclose(local_grad, _local(grad, r), atol=1e-6), (name, r)
+    full = LOSSES["ntxent"]()(_global_batch().reshape(V * WORLD * B, D), views=V)
+    local_only = sum(ranks[r]["ntxent_local"] for r in range(WORLD)) / WORLD
+    assert abs(local_only.item() - full.item()) > 0.1  # the check above can fail
