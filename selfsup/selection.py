@@ -26,16 +26,22 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _settings(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's flattened config, without the values that only say where it was written."""
+    cfg = flatten(yaml.safe_load((Path(run["run_dir"]) / "config.yaml").read_text()) or {})
+    where = str(cfg.get("run_dir", run["run_dir"]))
+    return {k: v for k, v in cfg.items() if not (isinstance(v, str) and v.startswith(where))}
+
+
 def varying_settings(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Config keys whose value differs between runs (from each run's config.yaml)."""
-    configs = [flatten(yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text()) or {}) for r in runs]
+    configs = [_settings(r) for r in runs]
     keys = sorted({k for c in configs for k in c})
-    skip = ("run_dir",)
-    return [k for k in keys if k not in skip and len({repr(c.get(k)) for c in configs}) > 1]
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def setting_values(run: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    cfg = flatten(yaml.safe_load((Path(run["run_dir"]) / "config.yaml").read_text()) or {})
+    cfg = _settings(run)
     return {k: cfg.get(k) for k in keys}
 
 
