@@ -39,10 +39,12 @@ def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
     args = shlex.split(cmd)[2:]
     data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
     roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
-    # The command's own settings come first; TINY then shortens the run.
+    # TINY shortens the run, except where the command sets a key itself (a swept value, say).
+    own = {a.split("=", 1)[0] for a in args if "=" in a}
+    tiny = [t for t in TINY if t.split("=", 1)[0] not in own or t.startswith("trainer.max_epochs=")]
     kept = [a for a in args if not a.startswith("trainer.max_epochs=")]
     where = f"hydra.sweep.dir={out}" if "-m" in args else f"hydra.run.dir={out}"
-    return [sys.executable, "train.py", *kept, *TINY, *roots, where]
+    return [sys.executable, "train.py", *kept, *tiny, *roots, where]
 
 
 def test_every_readme_command_is_handled() -> None:

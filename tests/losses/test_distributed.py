@@ -43,6 +43,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         # Control: without gathering, each rank only sees its own negatives.
         results["ntxent_local"] = NTXent(temperature=0.3, gather_distributed=False)(_local(_global_batch(), rank), V)
         torch.save(results, Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
