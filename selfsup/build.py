@@ -16,8 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from selfsup.data import ImageDataModule
-from selfsup.eval.metrics_callback import RepresentationMetrics, view_metrics
+from selfsup.eval.held_out import HeldOutMetric
+from selfsup.eval.knn_callback import KNNCallback
+from selfsup.eval.rankme_callback import RankMeCallback
 from selfsup.eval.report import EvalSettings, evaluate
+from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import SimCLR
 
 BASELINES = ("random_init", "raw_pixels")
@@ -80,20 +83,16 @@ def build_module(cfg: DictConfig) -> SimCLR:
     )
 
 
-def build_metrics_callback(cfg: DictConfig, num_classes: int) -> RepresentationMetrics:
+def build_metric_callbacks(cfg: DictConfig, num_classes: int) -> list[HeldOutMetric]:
+    """The label-free metrics (and kNN) on the held-out split during training; [] if disabled."""
     m = cfg.eval.metrics
-    return RepresentationMetrics(
-        num_classes,
-        every_n_epochs=m.every_n_epochs,
-        lidar_images=m.lidar_images,
-        lidar_views=m.lidar_views,
-        lidar_delta=m.lidar_delta,
-        lidar_eps=m.lidar_eps,
-        knn_every_n_epochs=m.knn_every_n_epochs,
-        knn_k=cfg.eval.knn_k,
-        knn_temperature=cfg.eval.knn_temperature,
-        seed=cfg.seed,
-    )
+    if not m.enabled:
+        return []
+    return [
+        RankMeCallback(m.every_n_epochs),
+        ViewMetricsCallback(m.every_n_epochs, m.lidar_images, m.lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed),
+        KNNCallback(num_classes, m.knn_every_n_epochs, cfg.eval.knn_k, cfg.eval.knn_temperature),
+    ]
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:

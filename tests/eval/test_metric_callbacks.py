@@ -9,7 +9,7 @@ import torch
 
 from selfsup.augment import ViewMaker
 from selfsup.backbones import SmallCNN
-from selfsup.eval.metrics_callback import view_metrics
+from selfsup.eval.view_metrics import view_metrics
 from selfsup.heads import MLPHead
 from selfsup.metrics import lidar
 from selfsup.pipeline import run
@@ -49,3 +49,21 @@ def test_callback_logs_every_metric_each_epoch(composed, tmp_path) -> None:  # t
             logged = [r for r in rows if r.get(f"val/{key}_{tensor}")]
             assert len(logged) == 3, f"val/{key}_{tensor} logged {len(logged)} times over 3 epochs"
     assert len([r for r in rows if r.get("val/knn_top1")]) == 2  # not after the last epoch
+
+
+def test_schedules_every_n_and_the_last_epoch() -> None:
+    from types import SimpleNamespace
+
+    from selfsup.eval.knn_callback import KNNCallback
+    from selfsup.eval.rankme_callback import RankMeCallback
+
+    def epochs(cb) -> list[int]:  # type: ignore[no-untyped-def]
+        return [
+            e + 1
+            for e in range(5)
+            if cb.due(SimpleNamespace(sanity_checking=False, max_epochs=5, current_epoch=e))  # type: ignore[arg-type]
+        ]
+
+    assert epochs(RankMeCallback(every_n_epochs=2)) == [2, 4, 5]
+    assert epochs(KNNCallback(10, every_n_epochs=2)) == [2, 4]  # the final evaluation has epoch 5
+    assert epochs(RankMeCallback(every_n_epochs=0)) == []

@@ -1,0 +1,69 @@
+"""Base of the callbacks that measure the representation on the held-out split during training."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+
+class HeldOutMetric(L.Callback):
+    """After every N-th epoch's validation, compute metrics and log them as ``val/<name>``.
+
+    The validation loop has already embedded the held-out split; subclasses that set
+    ``needs_features`` receive those features (``h``, ``z``, ``labels``) instead of embedding
+    the images again. ``seconds`` accumulates the wall time spent here, to report the cost.
+
+    Args:
+        every_n_epochs: compute after every N-th epoch; 0 disables it during training.
+    """
+
+    needs_features = True
+    at_last = True  # also after the last epoch, whatever N is
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        self.every_n_epochs = every_n_epochs
+        self.seconds = 0.0
+        self._parts: list[dict[str, Tensor]] = []
+
+    def compute(self, trainer: L.Trainer, module: Any, features: dict[str, Tensor]) -> dict[str, float]:
+        """The metrics to log (without the ``val/`` prefix)."""
+        raise NotImplementedError
+
+    def due(self, trainer: L.Trainer) -> bool:
+        if self.every_n_epochs <= 0 or trainer.sanity_checking:
+            return False
+        if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
+            return self.at_last
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._parts = []
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self.needs_features and self.due(trainer):
+            start = time.perf_counter()
+            h, z, y = outputs["h"], outputs["z"], outputs["labels"]
+            self._parts.append({"h": h.detach().float().cpu(), "z": z.detach().float().cpu(), "labels": y.cpu()})
+            self.seconds += time.perf_counter() - start
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.due(trainer) or (self.needs_features and not self._parts):
+            return
+        start = time.perf_counter()
+        features = {k: torch.cat([p[k] for p in self._parts]) for k in ("h", "z", "labels")} if self._parts else {}
+        self._parts = []
+        for k, v in self.compute(trainer, pl_module, features).items():
+            pl_module.log(f"val/{k}", v)
+        self.seconds += time.perf_counter() - start

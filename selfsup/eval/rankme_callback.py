@@ -1,0 +1,30 @@
+"""RankMe of the held-out features during training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch import Tensor
+
+from selfsup.eval.held_out import HeldOutMetric
+from selfsup.metrics import rankme
+
+
+class RankMeCallback(HeldOutMetric):
+    """Logs ``val/rankme_backbone`` and ``val/rankme_projector`` from the validation features.
+
+    Args:
+        every_n_epochs: compute after every N-th epoch (and after the last).
+        eps: RankMe's ε.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, eps: float = 1e-7) -> None:
+        super().__init__(every_n_epochs)
+        self.eps = eps
+
+    def compute(self, trainer: L.Trainer, module: Any, features: dict[str, Tensor]) -> dict[str, float]:
+        return {
+            "rankme_backbone": rankme(features["h"], eps=self.eps),
+            "rankme_projector": rankme(features["z"], eps=self.eps),
+        }
