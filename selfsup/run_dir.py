@@ -59,10 +59,6 @@ def git_revision(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         return {"commit": "unknown", "dirty": None}
 
 
-def is_finished(run_dir: str | os.PathLike[str]) -> bool:
-    return (Path(run_dir) / RESULTS).is_file()
-
-
 def mark_failed(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
     """Record why the run stopped; an earlier ``FAILED`` is replaced, ``results.json`` never written."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
