@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selfsup.collect import load_runs  # noqa: E402
-from selfsup.selection import LABEL_FREE, PROBE, evaluate_selection, setting_values, varying_settings  # noqa: E402
+from selfsup.selection import LABEL_FREE, PROBE, evaluate_selection, varying_settings  # noqa: E402
 
 
 def _ranks(values: list[float]) -> list[int]:
@@ -64,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             f"error: need at least 2 finished runs (results.json) under {args.dir}, found {len(runs)}", file=sys.stderr
         )
         return 2
-    keys = varying_settings(runs)
+    keys, values = varying_settings(runs)
     ranks = {m: _ranks([r["metrics"].get(m, math.nan) for r in runs]) for m in (PROBE, *LABEL_FREE)}
     head = ["run", *keys, "probe top-1 (%)", *[m.replace("_", " ") for m in LABEL_FREE]]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---|" * len(keys) + "---:|" * (1 + len(LABEL_FREE)))
     for i in sorted(range(len(runs)), key=lambda i: ranks[PROBE][i]):
         r = runs[i]
-        vals = setting_values(r, keys)
+        vals = values[i]
         cells = [Path(r["run_dir"]).relative_to(args.dir).as_posix() or "."]
         cells += [_fmt(vals[k]) for k in keys]
         cells.append(f"{r['metrics'][PROBE]:.2f} (#{ranks[PROBE][i]})")

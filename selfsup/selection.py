@@ -33,16 +33,15 @@ def _settings(run: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if not (isinstance(v, str) and v.startswith(where))}
 
 
-def varying_settings(runs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Config keys whose value differs between runs (from each run's config.yaml)."""
+def varying_settings(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Config keys whose value differs between runs, and each run's values of them.
+
+    Reads each run's config.yaml once.
+    """
     configs = [_settings(r) for r in runs]
     keys = sorted({k for c in configs for k in c})
-    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
-
-
-def setting_values(run: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    cfg = _settings(run)
-    return {k: cfg.get(k) for k in keys}
+    varying = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    return varying, [{k: c.get(k) for k in varying} for c in configs]
 
 
 @dataclass

@@ -40,7 +40,9 @@ def sweep(tmp_path: Path) -> Path:
 
 def test_tau_and_picks(sweep: Path) -> None:
     runs = load_runs(sweep)
-    assert varying_settings(runs) == ["loss.temperature"]
+    keys, values = varying_settings(runs)
+    assert keys == ["loss.temperature"]
+    assert [v["loss.temperature"] for v in values] == pytest.approx([0.1, 0.2, 0.3])
     reps = {r.metric: r for r in evaluate_selection(runs)}
     assert reps["rankme_backbone"].tau == pytest.approx(1.0)
     assert reps["rankme_backbone"].picked_probe == 90.0 == reps["rankme_backbone"].best_probe

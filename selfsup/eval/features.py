@@ -49,3 +49,12 @@ def extract_features(
     if head is not None:
         out["z"] = torch.cat(zs)
     return out
+
+
+def labelled_features(
+    backbone: nn.Module, loader: DataLoader, prepare: Callable[[Tensor], Tensor], device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """Backbone features (N, F) and labels (N,) of the labelled items (label -1 dropped)."""
+    f = extract_features(backbone, loader, prepare, device=device)
+    keep = f["labels"] >= 0
+    return f["h"][keep], f["labels"][keep]

@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 from torch import Tensor
 
-from selfsup.eval.features import extract_features
+from selfsup.eval.features import labelled_features
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn import knn_top1
 
@@ -35,16 +35,15 @@ class KNNCallback(HeldOutMetric):
 
     def compute(self, trainer: L.Trainer, module: Any, features: dict[str, Tensor]) -> dict[str, float]:
         dm = trainer.datamodule  # type: ignore[attr-defined]
-        bank = extract_features(
+        bank_h, bank_y = labelled_features(
             module.backbone,
             dm.feature_loader(dm.probe_train_dataset()),
             module.view_maker.prepare,
             device=module.device,
         )
-        keep = bank["labels"] >= 0
         top1 = knn_top1(
-            bank["h"][keep],
-            bank["labels"][keep],
+            bank_h,
+            bank_y,
             features["h"],
             features["labels"],
             self.num_classes,

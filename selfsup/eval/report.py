@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from selfsup.eval.features import extract_features
+from selfsup.eval.features import extract_features, labelled_features
 from selfsup.eval.knn import knn_top1
 from selfsup.eval.linear_probe import linear_probe
 from selfsup.metrics.rankme import rankme
@@ -50,10 +50,8 @@ def evaluate(
 
     Probes fit on the labelled items of ``train_loader``; unlabelled items (label -1) are dropped.
     """
-    tr = extract_features(backbone, train_loader, prepare, device=device)
+    tr_h, tr_y = labelled_features(backbone, train_loader, prepare, device=device)
     te = extract_features(backbone, test_loader, prepare, head=head, device=device)
-    keep = tr["labels"] >= 0
-    tr_h, tr_y = tr["h"][keep], tr["labels"][keep]
     probe = linear_probe(
         tr_h.numpy(),
         tr_y.numpy(),
