@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from selfsup.augment import ViewPipeline
 from selfsup.data import ImageDataModule
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
@@ -53,11 +54,21 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
         raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
 
 
-def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+def build_view_maker(cfg: DictConfig) -> ViewPipeline:
+    try:
+        return instantiate(cfg.augment)
+    except Exception as e:  # Hydra wraps the component's ValueError; name the group
+        cause = e.__cause__ or e
+        raise ConfigError(f"augment: {cause}") from e
+
+
+def build_datamodule(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> ImageDataModule:
+    """The data module; ``view_maker``'s per-sample transform (if any) runs in its workers."""
     return ImageDataModule(
         splits=instantiate(cfg.data.splits),
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
+        train_transform=view_maker.sample_transform if view_maker is not None else None,
     )
 
 
@@ -68,7 +79,7 @@ def build_backbone(cfg: DictConfig) -> nn.Module:
     return backbone
 
 
-def build_module(cfg: DictConfig) -> SimCLR:
+def build_module(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> SimCLR:
     backbone = build_backbone(cfg)
     head = instantiate(cfg.head, in_dim=backbone.num_features)
     return instantiate(
@@ -76,7 +87,7 @@ def build_module(cfg: DictConfig) -> SimCLR:
         backbone=backbone,
         head=head,
         loss=instantiate(cfg.loss),
-        view_maker=instantiate(cfg.augment),
+        view_maker=view_maker if view_maker is not None else build_view_maker(cfg),
         optimizer=instantiate(cfg.optim.optimizer),
         scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
         exclude_bias_and_norm=cfg.optim.exclude_bias_and_norm,

@@ -16,6 +16,7 @@ from selfsup.build import (
     build_loggers,
     build_metric_callbacks,
     build_module,
+    build_view_maker,
     check_config,
     final_evaluation,
     save_config,
@@ -50,9 +51,10 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     atomic_write_json(run_dir / "git.json", git)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)
+    view_maker = build_view_maker(cfg)
+    dm = build_datamodule(cfg, view_maker)
     dm.setup()  # reads the data now: a missing data set fails before anything trains
-    module = build_module(cfg)
+    module = build_module(cfg, view_maker)
 
     callbacks: list[L.Callback] = [
         EpochProgressBar(),

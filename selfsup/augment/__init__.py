@@ -1,5 +1,40 @@
-"""Batched view makers: uint8 batches in, augmented float views out, on the model's device."""
+"""View makers: uint8 batches in, augmented float views out.
 
-from selfsup.augment.views import ViewMaker
+``augment.backend=batched`` (default) makes views on the model's device after the
+transfer; ``augment.backend=torchvision`` makes them per sample in the DataLoader.
+"""
 
-__all__ = ["ViewMaker"]
+from typing import Any
+
+from selfsup.augment.cutmix import CutMix, Mix
+from selfsup.augment.randaugment import RandAugment
+from selfsup.augment.random_fields import RandomFields
+from selfsup.augment.recipe import ViewRecipe
+from selfsup.augment.views import ViewMaker, ViewPipeline, Views
+
+BACKENDS = ("batched", "torchvision")
+
+
+def make_view_maker(backend: str = "batched", **kwargs: Any) -> ViewPipeline:
+    """The view maker of ``backend`` with the :class:`ViewPipeline` arguments ``kwargs``."""
+    if backend == "batched":
+        return ViewMaker(**kwargs)
+    if backend == "torchvision":
+        from selfsup.augment.torchvision_views import TorchvisionViews
+
+        return TorchvisionViews(**kwargs)
+    raise ValueError(f"augment.backend={backend!r}; expected one of {list(BACKENDS)}")
+
+
+__all__ = [
+    "BACKENDS",
+    "CutMix",
+    "Mix",
+    "RandAugment",
+    "RandomFields",
+    "ViewMaker",
+    "ViewPipeline",
+    "ViewRecipe",
+    "Views",
+    "make_view_maker",
+]

@@ -1,6 +1,8 @@
 """Batched colour operations on float images in [0, 1], one parameter per image.
 
 Each follows the torchvision functional op of the same name (``adjust_brightness``, ...).
+Factors are (B,) per image or (B, 1, H, W) per pixel (random fields); ops that torchvision
+defines on uint8 levels (posterize, equalize) quantise to 256 levels like it does.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from torch import Tensor
 
 
 def _b(f: Tensor) -> Tensor:
-    return f.view(-1, 1, 1, 1)
+    return f.view(-1, 1, 1, 1) if f.ndim == 1 else f
 
 
 def grayscale(x: Tensor) -> Tensor:
@@ -41,7 +43,7 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
 
 
 def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
-    """Rotate hue by ``shift`` (B,) in [-0.5, 0.5] turns, via HSV like torchvision."""
+    """Rotate hue by ``shift`` in [-0.5, 0.5] turns, (B,) or (B, 1, H, W), via HSV like torchvision."""
     if x.shape[1] == 1:
         return x
     r, g, b = x.unbind(1)
@@ -54,7 +56,7 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     rc, gc, bc = (maxc - r) / dc, (maxc - g) / dc, (maxc - b) / dc
     h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
-    h = (h + shift.view(-1, 1, 1)) % 1.0
+    h = (h + (shift.view(-1, 1, 1) if shift.ndim == 1 else shift[:, 0])) % 1.0
     # HSV -> RGB
     i = torch.floor(h * 6.0)
     f = h * 6.0 - i
@@ -73,8 +75,70 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     return rgb.gather(2, i[:, None, None].expand(-1, 3, 1, -1, -1)).squeeze(2)
 
 
-def solarize(x: Tensor, threshold: float = 0.5) -> Tensor:
-    return torch.where(x >= threshold, 1 - x, x)
+def solarize(x: Tensor, threshold: float | Tensor = 0.5) -> Tensor:
+    """Invert pixels at or above ``threshold`` (a float or (B,) per image)."""
+    t = _b(threshold) if isinstance(threshold, Tensor) else threshold
+    return torch.where(x >= t, 1 - x, x)
+
+
+def solarize_add(x: Tensor, add: Tensor, threshold: float = 128 / 255) -> Tensor:
+    """timm's SolarizeAdd: add ``add`` (B,) to pixels below ``threshold``, clipped at 1."""
+    return torch.where(x < threshold, (x + _b(add)).clamp(max=1), x)
+
+
+def invert(x: Tensor) -> Tensor:
+    return 1 - x
+
+
+def _levels(x: Tensor) -> Tensor:
+    """Float [0, 1] -> integer levels 0..255 (what torchvision's uint8 conversion gives)."""
+    return (x * 255).round().clamp(0, 255)
+
+
+def posterize(x: Tensor, bits: Tensor) -> Tensor:
+    """Keep the ``bits`` (B,) most significant bits of each uint8 level."""
+    step = torch.pow(2.0, 8 - _b(bits).to(x.dtype))
+    return torch.floor(_levels(x) / step) * step / 255
+
+
+def autocontrast(x: Tensor) -> Tensor:
+    """Stretch each channel to [0, 1]; constant channels are left alone (torchvision's rule)."""
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    flat = hi == lo
+    lo = torch.where(flat, torch.zeros_like(lo), lo)
+    hi = torch.where(flat, torch.ones_like(hi), hi)
+    return ((x - lo) / (hi - lo)).clamp(0, 1)
+
+
+def equalize(x: Tensor) -> Tensor:
+    """Histogram equalisation per channel on uint8 levels, torchvision's lookup table."""
+    b, c, height, width = x.shape
+    q = _levels(x).long().view(b * c, -1)
+    hist = torch.zeros(b * c, 256, device=x.device, dtype=torch.long).scatter_add_(1, q, torch.ones_like(q))
+    # The step leaves out the count of the highest level present (torchvision's `nonzero_hist[:-1]`).
+    top = 255 - (hist.flip(1) > 0).long().argmax(1, keepdim=True)
+    step = (q.shape[1] - hist.gather(1, top)) // 255  # (BC, 1)
+    safe = step.clamp(min=1)
+    lut = (hist.cumsum(1) + safe // 2) // safe
+    lut = torch.cat([torch.zeros_like(lut[:, :1]), lut[:, :-1]], 1).clamp(0, 255)
+    out = lut.gather(1, q).to(x.dtype) / 255
+    out = torch.where(step > 0, out, q.to(x.dtype) / 255)
+    return out.view(b, c, height, width)
+
+
+def adjust_sharpness(x: Tensor, factor: Tensor) -> Tensor:
+    """Blend with a smoothed copy (3x3 kernel 1,1,1/1,5,1/1,1,1 over 13; borders kept), like torchvision."""
+    b, c, height, width = x.shape
+    if height <= 2 or width <= 2:
+        return x
+    k = torch.ones(3, 3, device=x.device, dtype=x.dtype)
+    k[1, 1] = 5
+    k = (k / 13).expand(c, 1, 3, 3)
+    smooth = torch.nn.functional.conv2d(x, k, groups=c)
+    degenerate = x.clone()
+    degenerate[..., 1:-1, 1:-1] = smooth
+    return _blend(x, degenerate, factor)
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:

@@ -77,3 +77,77 @@ def resized_crop(x: Tensor, boxes: Tensor, size: int, flip: Tensor | None = None
     theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
     grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def inverse_affine_matrix(
+    angle: Tensor, translate: Tensor, shear: Tensor, center: Tensor, scale: Tensor | None = None
+) -> Tensor:
+    """Output-to-input pixel maps of torchvision's ``affine``, one per image.
+
+    Rotation by ``angle`` degrees (counter-clockwise as torchvision's ``rotate`` is, when
+    negated by the caller), shear (degrees, x and y), translation in pixels and scale about
+    ``center``, all in pixel coordinates relative to the image centre.
+
+    Args:
+        angle: (B,) degrees. translate: (B, 2) pixels. shear: (B, 2) degrees.
+        center: (B, 2) pixel coordinates relative to the image centre.
+        scale: (B,) factors; None is 1.
+
+    Returns:
+        (B, 2, 3) matrices mapping an output pixel to the input pixel it samples.
+    """
+    rot = torch.deg2rad(angle)
+    sx, sy = torch.deg2rad(shear).unbind(1)
+    cx, cy = center.unbind(1)
+    tx, ty = translate.unbind(1)
+    a = torch.cos(rot - sy) / torch.cos(sy)
+    b = -torch.cos(rot - sy) * torch.tan(sx) / torch.cos(sy) - torch.sin(rot)
+    c = torch.sin(rot - sy) / torch.cos(sy)
+    d = -torch.sin(rot - sy) * torch.tan(sx) / torch.cos(sy) + torch.cos(rot)
+    s = torch.ones_like(angle) if scale is None else scale
+    m0, m1, m3, m4 = d / s, -b / s, -c / s, a / s
+    m2 = m0 * (-cx - tx) + m1 * (-cy - ty) + cx
+    m5 = m3 * (-cx - tx) + m4 * (-cy - ty) + cy
+    return torch.stack([torch.stack([m0, m1, m2], 1), torch.stack([m3, m4, m5], 1)], 1)
+
+
+def pixel_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(H, W, 2) pixel-centre coordinates (x, y) relative to the image centre."""
+    xs = torch.arange(width, device=device, dtype=dtype) + 0.5 - width / 2
+    ys = torch.arange(height, device=device, dtype=dtype) + 0.5 - height / 2
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy], -1)
+
+
+def sample_at(x: Tensor, src: Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> Tensor:
+    """Sample ``x`` (B, C, H, W) at centred pixel coordinates ``src`` (B, H, W, 2)."""
+    height, width = x.shape[-2:]
+    half = torch.tensor([width / 2, height / 2], device=x.device, dtype=x.dtype)
+    return F.grid_sample(x, src / half, mode=mode, padding_mode=padding_mode, align_corners=False)
+
+
+def affine(
+    x: Tensor,
+    angle: Tensor,
+    translate: Tensor,
+    shear: Tensor,
+    center: Tensor | None = None,
+    mode: str = "nearest",
+) -> Tensor:
+    """torchvision's ``affine`` for a batch with per-image parameters; outside pixels are 0.
+
+    Args:
+        x: (B, C, H, W). angle: (B,) degrees. translate: (B, 2) pixels. shear: (B, 2) degrees.
+        center: (B, 2) in pixels from the top-left corner; None is the image centre.
+        mode: "nearest" (RandAugment's) or "bilinear".
+    """
+    b, _, height, width = x.shape
+    if center is None:
+        c = torch.zeros(b, 2, device=x.device, dtype=x.dtype)
+    else:
+        c = center.to(x.dtype) - torch.tensor([width / 2, height / 2], device=x.device, dtype=x.dtype)
+    f64 = torch.float64  # the matrix in double precision, as torchvision computes it
+    m = inverse_affine_matrix(angle.to(f64), translate.to(f64), shear.to(f64), c.to(f64)).to(x.dtype)
+    g = pixel_grid(height, width, x.device, x.dtype)  # (H, W, 2)
+    src = torch.einsum("bij,hwj->bhwi", m[:, :, :2], g) + m[:, None, None, :, 2]
+    return sample_at(x, src, mode=mode, padding_mode="zeros")

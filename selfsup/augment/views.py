@@ -1,43 +1,69 @@
-"""The SimCLR view recipe, batched: every image gets its own random parameters."""
+"""Batched view makers: V views of every image, with per-image random parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.augment import color
+from selfsup.augment.cutmix import CutMix, Mix
 from selfsup.augment.geometry import resized_crop, sample_crop_boxes
+from selfsup.augment.randaugment import RandAugment
+from selfsup.augment.random_fields import RandomFields
+from selfsup.augment.recipe import ViewRecipe, view_recipes
 
 
-class ViewMaker(nn.Module):
-    """Makes ``views`` augmented views of a uint8 batch on whatever device the batch is on.
+class Views(NamedTuple):
+    """What a view maker hands the model.
 
-    Per view and image, independently: random resized crop, horizontal flip, colour jitter
-    (brightness, contrast, saturation, hue in a random order per image) with probability
-    ``jitter_p``, grayscale, Gaussian blur, solarize; then normalisation.
+    Attributes:
+        groups: one view-major tensor per view size, (V_g*B, C, S_g, S_g); global views first.
+        count: V, the number of views of each image over all groups.
+        mix: how a view was mixed (CutMix), or None.
+    """
+
+    groups: list[Tensor]
+    count: int
+    mix: Mix | None
+
+
+class ViewPipeline(nn.Module):
+    """What both backends share: the recipes, normalisation, evaluation input and CutMix.
 
     Args:
-        views: number of views V per image.
-        size: output side length of every view.
+        views: number of global views V.
+        size: output side of every global view.
         crop_scale: range of the crop's area fraction.
         crop_ratio: range of the crop's aspect ratio.
         flip_p: probability of a horizontal flip.
         jitter: strengths (brightness, contrast, saturation, hue) as in torchvision's ColorJitter.
-        jitter_p: probability of applying the colour jitter.
+        jitter_p: probability of applying the colour jitter (ops in a random order per image).
         grayscale_p: probability of converting to grey.
         blur_p: probability of a Gaussian blur.
         blur_sigma: range of the blur's standard deviation, in pixels.
-        blur_kernel_frac: kernel side as a fraction of ``size`` (made odd, at least 3).
+        blur_kernel_frac: kernel side as a fraction of the view size (made odd, at least 3).
         solarize_p: probability of solarizing at 0.5.
+        per_view: per-view overrides of the settings above, e.g. BYOL's
+            ``[{blur_p: 1.0}, {blur_p: 0.1, solarize_p: 0.2}]``; also ``randaugment`` and
+            ``random_fields`` (bool) switch those off for a view.
+        local_views: extra small crops (multi-crop); 0 for none.
+        local_size: side of the local crops.
+        local_crop_scale: area fraction range of the local crops (other settings: the base recipe).
+        randaugment: RandAugment after crop and flip, or None.
+        random_fields: Gaussian random fields after crop and flip, or None.
+        cutmix: CutMix of one global view with a permutation of the batch, or None.
         mean: per-channel normalisation mean (in [0, 1] units).
         std: per-channel normalisation standard deviation.
     """
 
     mean: Tensor
     std: Tensor
+    #: Per-sample transform for the DataLoader (uint8 image -> views); None when views are batched.
+    sample_transform: Callable[[Tensor], tuple[Tensor, ...]] | None = None
 
     def __init__(
         self,
@@ -53,28 +79,49 @@ class ViewMaker(nn.Module):
         blur_sigma: Sequence[float] = (0.1, 2.0),
         blur_kernel_frac: float = 0.1,
         solarize_p: float = 0.0,
+        per_view: Sequence[Mapping[str, Any]] = (),
+        local_views: int = 0,
+        local_size: int | None = None,
+        local_crop_scale: Sequence[float] = (0.05, 0.4),
+        randaugment: RandAugment | None = None,
+        random_fields: RandomFields | None = None,
+        cutmix: CutMix | None = None,
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.5,),
     ) -> None:
         super().__init__()
-        if views < 1:
-            raise ValueError(f"views must be >= 1, got {views}")
-        if len(jitter) != 4:
-            raise ValueError(f"jitter must be (brightness, contrast, saturation, hue), got {list(jitter)}")
+        if views < 1 or local_views < 0:
+            raise ValueError(f"need views >= 1 and local_views >= 0, got views={views}, local_views={local_views}")
+        base = ViewRecipe(
+            crop_scale=tuple(crop_scale),  # type: ignore[arg-type]
+            crop_ratio=tuple(crop_ratio),  # type: ignore[arg-type]
+            flip_p=flip_p,
+            jitter=tuple(jitter),  # type: ignore[arg-type]
+            jitter_p=jitter_p,
+            grayscale_p=grayscale_p,
+            blur_p=blur_p,
+            blur_sigma=tuple(blur_sigma),  # type: ignore[arg-type]
+            blur_kernel_frac=blur_kernel_frac,
+            solarize_p=solarize_p,
+        )
         self.views = views
         self.size = size
-        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
-        self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
-        self.flip_p = flip_p
-        self.jitter = tuple(float(j) for j in jitter)
-        self.jitter_p = jitter_p
-        self.grayscale_p = grayscale_p
-        self.blur_p = blur_p
-        self.blur_sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
-        self.blur_kernel = max(3, int(round(blur_kernel_frac * size)) // 2 * 2 + 1)
-        self.solarize_p = solarize_p
+        self.recipes = view_recipes(base, views, per_view)
+        self.local_views = local_views
+        self.local_size = local_size or max(1, size // 2)
+        self.local_recipe = ViewRecipe(**{**base.__dict__, "crop_scale": tuple(local_crop_scale)})
+        self.randaugment = randaugment
+        self.random_fields = random_fields
+        self.cutmix = cutmix
+        if cutmix is not None and not -views <= cutmix.view < views:
+            raise ValueError(f"augment.cutmix.view={cutmix.view} is not one of the {views} global views")
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), False)
+
+    @property
+    def count(self) -> int:
+        """V, all views of an image (global and local)."""
+        return self.views + self.local_views
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
@@ -87,55 +134,101 @@ class ViewMaker(nn.Module):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return self.normalize(x)
 
+    def global_views(self, x: Tensor) -> Tensor:
+        """uint8 (B, C, H, W) -> (V*B, C, size, size) normalised global views, view-major, unmixed."""
+        raise NotImplementedError
+
+    def _finish(self, groups: list[Tensor], batch: int) -> Views:
+        """Apply CutMix to its global view and package the groups."""
+        if self.cutmix is None:
+            return Views(groups, self.count, None)
+        m = self.cutmix.view % self.views
+        first = groups[0]
+        sl = slice(m * batch, (m + 1) * batch)
+        mixed, partner, lam = self.cutmix(first[sl])
+        groups = [torch.cat([first[: sl.start], mixed, first[sl.stop :]]), *groups[1:]]
+        return Views(groups, self.count, Mix(view=m, partner=partner, lam=lam))
+
+
+class ViewMaker(ViewPipeline):
+    """Makes the views of a uint8 batch on whatever device the batch is on (the batched backend).
+
+    Per view and image, independently: random resized crop and flip (one sampling grid),
+    random fields, RandAugment, colour jitter (random order per image), grayscale, Gaussian
+    blur, solarize; then normalisation. Then CutMix on one global view. Arguments: see
+    :class:`ViewPipeline`.
+    """
+
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """uint8 (B, C, H, W) -> (V*B, C, size, size) normalised views, view-major."""
+    def forward(self, x: Tensor) -> Views:
+        """uint8 (B, C, H, W) -> :class:`Views` (global views, then local crops)."""
+        groups = [self.global_views(x)]
+        if self.local_views:
+            xf = self._to_float(x)
+            locals_ = [self._one_view(xf, self.local_recipe, self.local_size) for _ in range(self.local_views)]
+            groups.append(self.normalize(torch.cat(locals_)))
+        return self._finish(groups, x.shape[0])
+
+    @torch.no_grad()
+    def global_views(self, x: Tensor) -> Tensor:
+        """uint8 (B, C, H, W) -> (V*B, C, size, size) normalised global views, view-major, unmixed."""
+        xf = self._to_float(x)
+        return self.normalize(torch.cat([self._one_view(xf, r, self.size) for r in self.recipes]))
+
+    @staticmethod
+    def _to_float(x: Tensor) -> Tensor:
         if x.dtype != torch.uint8:
             raise TypeError(f"ViewMaker expects uint8 images, got {x.dtype}")
-        x = x.float() / 255.0
-        return torch.cat([self.normalize(self._one_view(x)) for _ in range(self.views)], dim=0)
+        return x.float() / 255.0
 
-    def _bernoulli(self, n: int, p: float, device: torch.device) -> Tensor:
-        return torch.rand(n, device=device) < p
-
-    def _one_view(self, x: Tensor) -> Tensor:
+    def _one_view(self, x: Tensor, r: ViewRecipe, size: int) -> Tensor:
         b, _, h, w = x.shape
         dev = x.device
-        boxes = sample_crop_boxes(b, h, w, self.crop_scale, self.crop_ratio, dev)
-        x = resized_crop(x, boxes, self.size, flip=self._bernoulli(b, self.flip_p, dev))
-        if self.jitter_p > 0 and any(self.jitter):
-            x = self._jitter(x)
-        if self.grayscale_p > 0 and x.shape[1] > 1:
-            g = self._bernoulli(b, self.grayscale_p, dev).view(-1, 1, 1, 1)
+        boxes = sample_crop_boxes(b, h, w, r.crop_scale, r.crop_ratio, dev)
+        x = resized_crop(x, boxes, size, flip=_coin(b, r.flip_p, dev))
+        if self.random_fields is not None and r.random_fields:
+            x = self.random_fields(x)
+        if self.randaugment is not None and r.randaugment:
+            x = self.randaugment(x)
+        if r.jitter_p > 0 and any(r.jitter):
+            x = _jitter(x, r.jitter, r.jitter_p)
+        if r.grayscale_p > 0 and x.shape[1] > 1:
+            g = _coin(b, r.grayscale_p, dev).view(-1, 1, 1, 1)
             x = torch.where(g, color.grayscale(x).expand_as(x), x)
-        if self.blur_p > 0:
-            sel = self._bernoulli(b, self.blur_p, dev)
+        if r.blur_p > 0:
+            sel = _coin(b, r.blur_p, dev)
             if sel.any():
-                sigma = torch.empty(int(sel.sum()), device=dev).uniform_(*self.blur_sigma)
-                x[sel] = color.gaussian_blur(x[sel], sigma, self.blur_kernel)
-        if self.solarize_p > 0:
-            s = self._bernoulli(b, self.solarize_p, dev).view(-1, 1, 1, 1)
+                sigma = torch.empty(int(sel.sum()), device=dev).uniform_(*r.blur_sigma)
+                x[sel] = color.gaussian_blur(x[sel], sigma, r.kernel_size(size))
+        if r.solarize_p > 0:
+            s = _coin(b, r.solarize_p, dev).view(-1, 1, 1, 1)
             x = torch.where(s, color.solarize(x), x)
         return x
 
-    def _jitter(self, x: Tensor) -> Tensor:
-        b, dev = x.shape[0], x.device
-        bri, con, sat, hue = self.jitter
-        apply = self._bernoulli(b, self.jitter_p, dev)
 
-        def factor(strength: float) -> Tensor:
-            f = torch.empty(b, device=dev).uniform_(max(0.0, 1 - strength), 1 + strength)
-            return torch.where(apply, f, torch.ones_like(f))
+def _coin(n: int, p: float, device: torch.device) -> Tensor:
+    return torch.rand(n, device=device) < p
 
-        params = [factor(bri), factor(con), factor(sat)]
-        shift = torch.empty(b, device=dev).uniform_(-hue, hue)
-        params.append(torch.where(apply, shift, torch.zeros_like(shift)))
-        ops = [color.adjust_brightness, color.adjust_contrast, color.adjust_saturation, color.adjust_hue]
-        active = [i for i, s in enumerate(self.jitter) if s > 0 and (i < 2 or x.shape[1] > 1)]
-        order = torch.argsort(torch.rand(b, len(active), device=dev), dim=1)  # random order per image
-        for slot in range(len(active)):
-            for k, op_i in enumerate(active):
-                sel = order[:, slot] == k
-                if sel.any():
-                    x[sel] = ops[op_i](x[sel], params[op_i][sel])
-        return x
+
+def _jitter(x: Tensor, strengths: Sequence[float], p: float) -> Tensor:
+    """torchvision's ColorJitter with probability ``p``, factors and op order drawn per image."""
+    b, dev = x.shape[0], x.device
+    bri, con, sat, hue = strengths
+    apply = _coin(b, p, dev)
+
+    def factor(strength: float) -> Tensor:
+        f = torch.empty(b, device=dev).uniform_(max(0.0, 1 - strength), 1 + strength)
+        return torch.where(apply, f, torch.ones_like(f))
+
+    params = [factor(bri), factor(con), factor(sat)]
+    shift = torch.empty(b, device=dev).uniform_(-hue, hue)
+    params.append(torch.where(apply, shift, torch.zeros_like(shift)))
+    ops = [color.adjust_brightness, color.adjust_contrast, color.adjust_saturation, color.adjust_hue]
+    active = [i for i, s in enumerate(strengths) if s > 0 and (i < 2 or x.shape[1] > 1)]
+    order = torch.argsort(torch.rand(b, len(active), device=dev), dim=1)  # random order per image
+    for slot in range(len(active)):
+        for k, op_i in enumerate(active):
+            sel = order[:, slot] == k
+            if sel.any():
+                x[sel] = ops[op_i](x[sel], params[op_i][sel])
+    return x

@@ -21,6 +21,8 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes; 0 loads in the main process.
         eval_batch_size: batch size of feature extraction.
         drop_last: drop the last incomplete training batch (keeps the negative count fixed).
+        train_transform: per-sample transform of training images (``augment.backend=torchvision``
+            makes its views here); None serves uint8 images and views are made on the device.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: int = 0,
         eval_batch_size: int = 512,
         drop_last: bool = True,
+        train_transform: Callable[[torch.Tensor], object] | None = None,
     ) -> None:
         super().__init__()
         self._build = splits
@@ -37,6 +40,7 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.eval_batch_size = eval_batch_size
         self.drop_last = drop_last
+        self.train_transform = train_transform
         self.splits: ImageSplits | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -66,7 +70,8 @@ class ImageDataModule(L.LightningDataModule):
         n = len(self.splits.train)  # type: ignore[arg-type]
         # With fewer images than one batch, drop_last would leave an empty epoch.
         drop = self.drop_last and n >= self.batch_size
-        return self._loader(self.splits.train, min(self.batch_size, n), shuffle=True, drop_last=drop)
+        ds = self.splits.train if self.train_transform is None else Transformed(self.splits.train, self.train_transform)
+        return self._loader(ds, min(self.batch_size, n), shuffle=True, drop_last=drop)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
@@ -91,3 +96,18 @@ class ImageDataModule(L.LightningDataModule):
     def feature_loader(self, ds: Dataset) -> DataLoader:
         """Unshuffled loader for feature extraction."""
         return self._loader(ds, self.eval_batch_size, shuffle=False, drop_last=False)
+
+
+class Transformed(Dataset):
+    """``(image, label, index)`` items with ``transform`` applied to the image."""
+
+    def __init__(self, ds: Dataset, transform: Callable[[torch.Tensor], object]) -> None:
+        self.ds = ds
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[object, torch.Tensor, int]:
+        image, label, index = self.ds[i]
+        return self.transform(image), label, index

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from selfsup.augment import ViewMaker
+from selfsup.augment import ViewPipeline
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.metrics import alignment, lidar, uniformity
 
@@ -18,7 +18,7 @@ from selfsup.metrics import alignment, lidar, uniformity
 def view_metrics(
     backbone: nn.Module,
     head: nn.Module,
-    view_maker: ViewMaker,
+    view_maker: ViewPipeline,
     images: Tensor,
     views: int,
     delta: float,
@@ -34,7 +34,7 @@ def view_metrics(
     Args:
         backbone: (N, C, H, W) -> (N, F), called in eval mode.
         head: (N, F) -> (N, D).
-        view_maker: the run's augmentation.
+        view_maker: the run's augmentation (its global views, without CutMix).
         images: (n, C, H, W) uint8 source images.
         views: q views per image (≥ 2).
         delta: LiDAR's δ. eps: LiDAR's ε.
@@ -48,7 +48,7 @@ def view_metrics(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         rounds = math.ceil(views / view_maker.views)
-        x = torch.cat([view_maker(images) for _ in range(rounds)])[: views * n]  # (q*n, C, S, S), view-major
+        x = torch.cat([view_maker.global_views(images) for _ in range(rounds)])[: views * n]  # (q*n, C, S, S), view-major
     h = torch.cat([backbone(chunk) for chunk in x.split(512)])
     z = head(h)
     out: dict[str, float] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from selfsup.augment.cutmix import Mix
 from selfsup.losses._pairs import MASK_VALUE, Pairs, contrastive_pairs
 
 
@@ -15,6 +16,12 @@ class DCL(nn.Module):
     the two directions (a mean over all V*B anchors). With V > 2 views the positive terms of
     an anchor are averaged and *all* its positives are removed from the denominator.
     Plain DCL has w_i = 1; ``DCLW`` overrides :meth:`positive_weights`.
+
+    With mixed views (CutMix) an anchor has soft positives: for each other view, weights that
+    sum to 1 over the (up to two) candidates sharing its content. The positive term is the
+    weighted sum of their logits, and *every* candidate with a non-zero weight leaves the
+    denominator, which then holds only candidates sharing no content with the anchor. λ = 1
+    gives the unmixed loss exactly.
 
     Args:
         temperature: τ.
@@ -29,17 +36,17 @@ class DCL(nn.Module):
         self.gather_distributed = gather_distributed
 
     def positive_weights(self, p: Pairs, views: int) -> Tensor | None:
-        """Weights of the positive terms, (V*B, V*N) aligned with ``p.pos``; None means 1."""
+        """Weight of each anchor's positive term per view, (V*B, V); None means 1."""
         return None
 
-    def forward(self, z: Tensor, views: int = 2) -> Tensor:
+    def forward(self, z: Tensor, views: int = 2, mix: Mix | None = None) -> Tensor:
         """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar."""
-        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed)
+        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed, mix)
         neg_logits = p.logits.masked_fill(p.pos, MASK_VALUE)  # decoupling: no positive below
         log_denom = torch.logsumexp(neg_logits, dim=1)  # (V*B,)
-        pos_terms = p.sim / self.temperature * p.pos
+        pos_terms = p.sim / self.temperature * p.targets
         w = self.positive_weights(p, views)
-        if w is not None:
-            pos_terms = pos_terms * w
+        if w is not None:  # one weight per (anchor, view), spread over that view's candidates
+            pos_terms = pos_terms * w.repeat_interleave(p.z_all.shape[1], dim=1)
         pos_logit = pos_terms.sum(dim=1) / (views - 1)
         return (log_denom - pos_logit).mean()

@@ -22,6 +22,8 @@ class DCLW(DCL):
     ``weight_detach`` (lightly detaches the weight; a widely used third-party repository
     does not) and ``weight_scope`` ("global": softmax over the batch gathered from every
     rank, which makes DDP the same objective as one process; "local": over this rank's batch).
+    With mixed views, the weight of a view's (soft) positive term is computed from the two
+    views of the same image index, mixed or not, exactly as without mixing.
 
     Args:
         temperature: τ.
@@ -50,7 +52,6 @@ class DCLW(DCL):
 
     def positive_weights(self, p: Pairs, views: int) -> Tensor:
         z_all = p.z_all.detach() if self.weight_detach else p.z_all  # (V, N, D)
-        n = z_all.shape[1]
         b = p.pos.shape[0] // views
         if self.weight_scope == "local":
             z_all = z_all[:, p.offset : p.offset + b]
@@ -60,10 +61,5 @@ class DCLW(DCL):
         w = 2 - scope_n * torch.softmax(pos_sim / self.sigma, dim=-1)  # (V, V, n)
         if self.weight_scope == "global":
             w = w[:, :, p.offset : p.offset + b]  # this rank's anchors
-        # Lay the weights out like p.pos: row v*B+i, column u*N+(offset+i).
-        out = torch.zeros_like(p.sim)
-        rows = torch.arange(views * b, device=out.device)
-        v_idx, i_idx = rows // b, rows % b
-        for u in range(views):
-            out[rows, u * n + p.offset + i_idx] = w[v_idx, u, i_idx]
-        return out * p.pos
+        # Row v*B+i, column u: the weight of anchor (v, i)'s positive term in view u.
+        return w.permute(0, 2, 1).reshape(views * b, views).to(p.sim.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from selfsup.augment.cutmix import Mix
 from selfsup.losses._pairs import contrastive_pairs
 
 
@@ -15,6 +16,8 @@ class NTXent(nn.Module):
     With V > 2 views, every other view of the same image is a positive and the per-positive
     terms are averaged (SupCon's "L_out" form); the other positives stay in the denominator.
     For V = 2 this is exactly SimCLR's loss with the paper's 1/(2N) normalisation.
+    With mixed views (CutMix), each positive term is a soft-target cross-entropy over the
+    candidates of that view (``Pairs.targets``); λ = 1 gives the unmixed loss exactly.
 
     Args:
         temperature: τ.
@@ -28,9 +31,9 @@ class NTXent(nn.Module):
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
-    def forward(self, z: Tensor, views: int = 2) -> Tensor:
+    def forward(self, z: Tensor, views: int = 2, mix: Mix | None = None) -> Tensor:
         """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar."""
-        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed)
+        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed, mix)
         log_denom = torch.logsumexp(p.logits, dim=1)  # (V*B,)
-        pos_logit = (p.logits * p.pos).sum(dim=1) / (views - 1)  # mean over positives
+        pos_logit = (p.logits * p.targets).sum(dim=1) / (views - 1)  # mean over positive views
         return (log_denom - pos_logit).mean()

@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
+import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from selfsup.augment import ViewMaker
+from selfsup.augment import ViewPipeline
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 SchedulerFactory = Callable[..., LRScheduler]
@@ -35,8 +36,8 @@ class SimCLR(L.LightningModule):
     Args:
         backbone: module with ``num_features``; (N, C, H, W) -> (N, F).
         head: projector (N, F) -> (N, D).
-        loss: objective taking ``(z, views=V)``.
-        view_maker: uint8 batch -> (V*B, C, S, S) views, on the batch's device.
+        loss: objective taking ``(z, views=V, mix=...)``.
+        view_maker: batch -> :class:`~selfsup.augment.Views` (view groups by size, V, CutMix).
         optimizer: builds the optimiser from parameter groups (a Hydra partial).
         scheduler: builds the per-step lr schedule, called with
             ``(optimizer, total_steps=..., steps_per_epoch=...)``; None keeps the lr constant.
@@ -48,7 +49,7 @@ class SimCLR(L.LightningModule):
         backbone: nn.Module,
         head: nn.Module,
         loss: nn.Module,
-        view_maker: ViewMaker,
+        view_maker: ViewPipeline,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         exclude_bias_and_norm: bool = True,
@@ -57,7 +58,7 @@ class SimCLR(L.LightningModule):
         self.backbone: nn.Module = backbone
         self.head: nn.Module = head
         self.loss_fn: nn.Module = loss
-        self.view_maker: ViewMaker = view_maker
+        self.view_maker: ViewPipeline = view_maker
         self._optimizer = optimizer
         self._scheduler = scheduler
         self.exclude_bias_and_norm = exclude_bias_and_norm
@@ -66,15 +67,14 @@ class SimCLR(L.LightningModule):
         """Backbone features of prepared (normalised float) images: (N, C, H, W) -> (N, F)."""
         return self.backbone(x)
 
-    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        x, y, _ = batch  # uint8 (B, C, H, W), (B,), (B,)
-        v = self.view_maker.views
-        views = self.view_maker(x)  # (V*B, C, S, S)
-        h = self.backbone(views)  # (V*B, F)
+    def training_step(self, batch: tuple[Any, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        x, y, _ = batch  # uint8 (B, C, H, W) (or per-sample views), (B,), (B,)
+        views = self.view_maker(x)
+        h = torch.cat([self.backbone(g) for g in views.groups])  # (V*B, F), one pass per view size
         z = self.head(h)  # (V*B, D)
-        loss = self.loss_fn(z, views=v)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
-        return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(v)}
+        loss = self.loss_fn(z, views=views.count, mix=views.mix)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=y.shape[0], sync_dist=True)
+        return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(views.count)}
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y, _ = batch

@@ -79,7 +79,9 @@ def test_crop_picks_the_right_region() -> None:
 def test_view_maker_shapes_range_and_normalisation() -> None:
     vm = ViewMaker(views=3, size=10, blur_p=0.5, solarize_p=0.2, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     x = (torch.rand(5, 3, 16, 16) * 255).to(torch.uint8)
-    v = vm(x)
+    out = vm(x)
+    assert out.count == 3 and out.mix is None and len(out.groups) == 1
+    v = out.groups[0]
     assert v.shape == (15, 3, 10, 10) and v.dtype == torch.float32
     assert v.min() >= -2 - 1e-5 and v.max() <= 2 + 1e-5  # (0 - .5)/.25 .. (1 - .5)/.25
     assert vm.prepare(x).shape == (5, 3, 10, 10)
@@ -89,9 +91,9 @@ def test_same_seed_same_views_and_views_of_one_image_differ() -> None:
     vm = ViewMaker(views=2, size=16, blur_p=0.5)
     x = (torch.rand(8, 3, 16, 16) * 255).to(torch.uint8)
     torch.manual_seed(3)
-    a = vm(x)
+    a = vm(x).groups[0]
     torch.manual_seed(3)
-    b = vm(x)
+    b = vm(x).groups[0]
     assert torch.equal(a, b)
     first, second = a[:8], a[8:]
     assert all(not torch.allclose(first[i], second[i]) for i in range(8))
@@ -100,8 +102,50 @@ def test_same_seed_same_views_and_views_of_one_image_differ() -> None:
 def test_grey_images_and_bad_input() -> None:
     vm = ViewMaker(views=2, size=8, jitter=(0.4, 0.4, 0.4, 0.1))  # saturation/hue are no-ops on grey
     x = (torch.rand(4, 1, 8, 8) * 255).to(torch.uint8)
-    assert vm(x).shape == (8, 1, 8, 8)
+    assert vm(x).groups[0].shape == (8, 1, 8, 8)
     with pytest.raises(TypeError, match="uint8"):
         vm(x.float())
     with pytest.raises(ValueError, match="jitter"):
         ViewMaker(jitter=(0.4, 0.4))
+
+
+def test_per_view_recipes_are_asymmetric_and_checked() -> None:
+    vm = ViewMaker(views=2, size=8, per_view=[{"blur_p": 1.0}, {"blur_p": 0.1, "solarize_p": 0.2}])
+    assert [r.blur_p for r in vm.recipes] == [1.0, 0.1]
+    assert [r.solarize_p for r in vm.recipes] == [0.0, 0.2]
+    # Solarize only on the second view: with jitter, crop and flip off, view 1 never solarizes.
+    plain = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+    vm = ViewMaker(views=2, size=8, per_view=[{}, {"solarize_p": 1.0}], mean=(0.0,), std=(1.0,), **plain)
+    x = torch.full((3, 1, 8, 8), 200, dtype=torch.uint8)
+    v = vm(x).groups[0]
+    assert torch.allclose(v[:3], torch.full_like(v[:3], 200 / 255))
+    assert torch.allclose(v[3:], torch.full_like(v[3:], 1 - 200 / 255))
+    with pytest.raises(ValueError, match=r"per_view\[1\].*'blurp'"):
+        ViewMaker(views=2, per_view=[{}, {"blurp": 1.0}])
+    with pytest.raises(ValueError, match="3 entries but augment.views=2"):
+        ViewMaker(views=2, per_view=[{}, {}, {}])
+
+
+def test_multicrop_makes_local_views_at_their_own_size() -> None:
+    vm = ViewMaker(views=2, size=16, local_views=3, local_size=8, local_crop_scale=(0.1, 0.3))
+    x = (torch.rand(4, 3, 20, 20) * 255).to(torch.uint8)
+    out = vm(x)
+    assert out.count == 5
+    assert [g.shape for g in out.groups] == [(8, 3, 16, 16), (12, 3, 8, 8)]
+    assert vm.local_recipe.crop_scale == (0.1, 0.3) and vm.recipes[0].crop_scale == (0.08, 1.0)
+    assert vm.global_views(x).shape == (8, 3, 16, 16)
+
+
+def test_each_view_is_made_for_the_whole_batch_at_once() -> None:
+    # The batch is processed as a whole: one call, no per-image Python loop over B.
+    vm = ViewMaker(views=2, size=8)
+    calls = []
+    orig = vm._one_view
+
+    def spy(x, r, size):  # type: ignore[no-untyped-def]
+        calls.append(x.shape[0])
+        return orig(x, r, size)
+
+    vm._one_view = spy  # type: ignore[method-assign]
+    vm((torch.rand(64, 3, 8, 8) * 255).to(torch.uint8))
+    assert calls == [64, 64]

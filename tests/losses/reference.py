@@ -57,3 +57,48 @@ def dcl_naive(z: Tensor, views: int, tau: float, sigma: float | None = None) -> 
             terms.append(-weight * s[a][u * n + i] / tau + math.log(neg))
         total += sum(terms) / len(terms)
     return total / (views * n)
+
+
+def _content(views: int, n: int, mix_view: int, partner: list[int], lam: list[float]) -> list[dict[int, float]]:
+    """Which images each row's picture is made of: view m of image j is λ_j of j, 1-λ_j of π(j)."""
+    out = []
+    for a in range(views * n):
+        v, j = divmod(a, n)
+        c = {j: 1.0}
+        if v == mix_view:
+            c = {j: lam[j]}
+            c[partner[j]] = c.get(partner[j], 0.0) + 1 - lam[j]
+        out.append(c)
+    return out
+
+
+def mixed_naive(
+    z: Tensor, views: int, tau: float, mix_view: int, partner: list[int], lam: list[float], decoupled: bool
+) -> float:
+    """Soft-target NT-Xent (``decoupled=False``) or DCL, from the content overlap of the pictures.
+
+    Target of anchor a on candidate b = Σ_img content_a[img]·content_b[img], normalised over the
+    candidates of each other view; DCL leaves every candidate with a non-zero target out of the
+    denominator.
+    """
+    n = z.shape[0] // views
+    s = _cos(z)
+    c = _content(views, n, mix_view, partner, lam)
+    total = 0.0
+    for a in range(views * n):
+        v = a // n
+        overlap = [sum(c[a].get(k, 0.0) * w for k, w in c[b].items()) for b in range(views * n)]
+        positives = {b for b in range(views * n) if b // n != v and overlap[b] > 0}
+        if decoupled:
+            denom = sum(math.exp(s[a][k] / tau) for k in range(views * n) if k != a and k not in positives)
+        else:
+            denom = sum(math.exp(s[a][k] / tau) for k in range(views * n) if k != a)
+        terms = 0.0
+        for u in range(views):
+            if u == v:
+                continue
+            cols = range(u * n, (u + 1) * n)
+            norm = sum(overlap[b] for b in cols)
+            terms += sum(overlap[b] / norm * -(s[a][b] / tau - math.log(denom)) for b in cols if overlap[b] > 0)
+        total += terms / (views - 1)
+    return total / (views * n)
