@@ -31,8 +31,10 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
 
-## Benchmarks: the label-free metrics' cost (digits, and Fashion-MNIST where installed).
+## Benchmarks: views/s of the batched vs per-sample augmentation (32 px, SimCLR recipe), and the
+## label-free metrics' cost (digits, and Fashion-MNIST where installed). Figures: BENCHMARKS.md.
 bench: $(STAMP)
+	$(BIN)/python scripts/bench_augment.py --size 32 --images 4096
 	$(BIN)/python scripts/bench_metrics.py --data digits
 	$(BIN)/python scripts/bench_metrics.py --data fashion_mnist --epochs 2
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from selfsup.build import ConfigError
 from selfsup.pipeline import run
@@ -98,6 +99,44 @@ def test_three_views_train(composed, tmp_path) -> None:  # type: ignore[no-untyp
     cfg = composed("augment.views=3", "loss=dclw")
     run(cfg, tmp_path / "run", loss_choice="dclw")
     assert_complete_run_dir(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["augment=multicrop", "augment.backend=torchvision", "loss=dcl"],
+        ["augment=randaugment", "augment.backend=torchvision"],
+        ["augment=cutmix", "augment.local_views=2", "loss=dclw"],
+        ["augment=randaugment", "augment.per_view=[{blur_p: 1.0},{blur_p: 0.1,solarize_p: 0.2,randaugment: false}]"],
+    ],
+    ids=["torchvision-multicrop", "torchvision-randaugment", "cutmix-multicrop", "asymmetric-randaugment-one-view"],
+)
+def test_augment_combinations_train(composed, tmp_path, overrides) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed(*overrides)
+    run(cfg, tmp_path / "run", loss_choice=cfg.hydra.runtime.choices.loss)
+    assert_complete_run_dir(tmp_path / "run")
+
+
+def test_bad_augment_settings_fail_before_training_and_name_the_key(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed("augment.per_view=[{blurp: 1.0}]")
+    with pytest.raises(ConfigError, match=r"augment: augment.per_view\[0\] has unknown key\(s\) \['blurp'\]"):
+        run(cfg, tmp_path / "run", loss_choice="ntxent")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    cfg = composed("augment=random_fields", "augment.backend=torchvision")
+    with pytest.raises(ConfigError, match="random_fields needs augment.backend=batched"):
+        run(cfg, tmp_path / "run2", loss_choice="ntxent")
+
+
+def test_every_data_option_has_a_complete_view_preset() -> None:
+    presets = sorted((CONFIGS / "augment" / "preset").glob("*.yaml"))
+    keys = {p.stem: set(OmegaConf.load(p)) for p in presets}
+    assert len(set(map(frozenset, keys.values()))) == 1, keys  # every preset sets the same keys
+    used = set()
+    for data in sorted((CONFIGS / "data").glob("*.yaml")):
+        chosen = [d for d in OmegaConf.load(data).defaults if "/augment/preset@view" in d]
+        assert len(chosen) == 1, f"{data.name} picks no view preset"
+        used.add(chosen[0]["/augment/preset@view"])
+    assert used == set(keys), f"presets no data option uses: {set(keys) - used}"
 
 
 def test_method_loss_mismatch_fails_before_training(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]

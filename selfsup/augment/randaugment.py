@@ -104,9 +104,13 @@ class RandAugment(nn.Module):
         if unknown or not ops:
             raise ValueError(f"unknown RandAugment ops {unknown}; known ops: {sorted(known)}")
         if not 0 <= magnitude <= num_magnitude_bins - 1:
-            raise ValueError(f"magnitude={magnitude} must lie in [0, num_magnitude_bins - 1 = {num_magnitude_bins - 1}]")
+            raise ValueError(
+                f"magnitude={magnitude} must lie in [0, num_magnitude_bins - 1 = {num_magnitude_bins - 1}]"
+            )
         if num_ops < 0 or not 0 <= op_p <= 1 or magnitude_std < 0:
-            raise ValueError(f"need num_ops >= 0, 0 <= op_p <= 1, magnitude_std >= 0; got {num_ops}, {op_p}, {magnitude_std}")
+            raise ValueError(
+                f"need num_ops >= 0, 0 <= op_p <= 1, magnitude_std >= 0; got {num_ops}, {op_p}, {magnitude_std}"
+            )
         self.ops = ops
         self.num_ops = num_ops
         self.magnitude = float(magnitude)

@@ -28,7 +28,9 @@ def recipe_transform(
         v2.RandomHorizontalFlip(r.flip_p),
     ]
     if randaugment is not None and r.randaugment:
-        ops.append(v2.RandAugment(randaugment.num_ops, int(round(randaugment.magnitude)), int(randaugment.max_level) + 1))
+        ops.append(
+            v2.RandAugment(randaugment.num_ops, int(round(randaugment.magnitude)), int(randaugment.max_level) + 1)
+        )
     if r.jitter_p > 0 and any(r.jitter):
         ops.append(v2.RandomApply([v2.ColorJitter(*r.jitter)], p=r.jitter_p))
     if r.grayscale_p > 0:
@@ -72,7 +74,8 @@ class TorchvisionViews(ViewPipeline):
         mean, std = self.mean.flatten().tolist(), self.std.flatten().tolist()
         pipes = [recipe_transform(r, self.size, mean, std, self.randaugment) for r in self.recipes]
         local = recipe_transform(self.local_recipe, self.local_size, mean, std, self.randaugment)
-        self.sample_transform = SampleViews(pipes + [local] * self.local_views)
+        self.per_sample = SampleViews(pipes + [local] * self.local_views)
+        self.sample_transform = self.per_sample
 
     def forward(self, views: Sequence[Tensor]) -> Views:
         """The collated views (one (B, C, S, S) tensor per view) -> :class:`Views`."""
@@ -86,5 +89,5 @@ class TorchvisionViews(ViewPipeline):
     @torch.no_grad()
     def global_views(self, x: Tensor) -> Tensor:
         """uint8 (B, C, H, W) -> (V*B, C, size, size) global views, made per sample on the CPU."""
-        per_image = [self.sample_transform(img) for img in x.cpu()]
+        per_image = [self.per_sample(img) for img in x.cpu()]
         return torch.cat([torch.stack([v[k] for v in per_image]) for k in range(self.views)]).to(x.device)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,8 @@ from selfsup.augment.random_fields import RandomFields
 from selfsup.augment.recipe import ViewRecipe, view_recipes
 
 
-class Views(NamedTuple):
+@dataclass(frozen=True)
+class Views:
     """What a view maker hands the model.
 
     Attributes:

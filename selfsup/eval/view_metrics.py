@@ -48,7 +48,9 @@ def view_metrics(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         rounds = math.ceil(views / view_maker.views)
-        x = torch.cat([view_maker.global_views(images) for _ in range(rounds)])[: views * n]  # (q*n, C, S, S), view-major
+        x = torch.cat([view_maker.global_views(images) for _ in range(rounds)])[
+            : views * n
+        ]  # (q*n, C, S, S), view-major
     h = torch.cat([backbone(chunk) for chunk in x.split(512)])
     z = head(h)
     out: dict[str, float] = {}

@@ -1,4 +1,7 @@
-"""Two processes over gloo compute the same loss and gradients as one process on the whole batch."""
+"""Two processes over gloo compute the same loss and gradients as one process on the whole batch.
+
+Also with CutMix soft targets, the mix drawn within each rank's batch.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from selfsup.augment import Mix
 from selfsup.losses import DCL, DCLW, NTXent
 
 WORLD, B, V, D = 2, 5, 3, 6
@@ -30,16 +34,27 @@ def _local(z: torch.Tensor, rank: int) -> torch.Tensor:
     return z[:, rank * B : (rank + 1) * B].reshape(V * B, D)  # view-major, as a rank's step sees it
 
 
+def _mix(rank: int | None) -> Mix:
+    """CutMix within each rank's batch; ``rank=None``: the same mix seen from one process."""
+    g = torch.Generator().manual_seed(1)
+    parts = [(torch.randperm(B, generator=g), torch.rand(B, generator=g, dtype=torch.float64)) for _ in range(WORLD)]
+    if rank is not None:
+        return Mix(view=1, partner=parts[rank][0], lam=parts[rank][1])
+    partner = torch.cat([perm + r * B for r, (perm, _) in enumerate(parts)])
+    return Mix(view=1, partner=partner, lam=torch.cat([lam for _, lam in parts]))
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
         results = {}
         for name, make in LOSSES.items():
-            z = _local(_global_batch(), rank).clone().requires_grad_(True)
-            loss = make()(z, views=V)
-            loss.backward()
-            results[name] = (loss.detach(), z.grad.clone())
+            for mixed in (False, True):
+                z = _local(_global_batch(), rank).clone().requires_grad_(True)
+                loss = make()(z, views=V, mix=_mix(rank) if mixed else None)
+                loss.backward()
+                results[name + ("_mix" if mixed else "")] = (loss.detach(), z.grad.clone())
         # Control: without gathering, each rank only sees its own negatives.
         results["ntxent_local"] = NTXent(temperature=0.3, gather_distributed=False)(_local(_global_batch(), rank), V)
         torch.save(results, Path(out) / f"rank{rank}.pt")
@@ -58,9 +73,10 @@ def _free_port() -> int:
 def test_gathered_negatives_equal_the_single_process_objective(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
-    for name, make in LOSSES.items():
+    for name, make, mix in [(n, m, mix) for n, m in LOSSES.items() for mix in (None, _mix(None))]:
         z = _global_batch().reshape(V * WORLD * B, D).clone().requires_grad_(True)
-        full = make()(z, views=V)
+        full = make()(z, views=V, mix=mix)
+        name = name + ("_mix" if mix is not None else "")
         full.backward()
         grad = z.grad.view(V, WORLD * B, D)
         # DDP averages over ranks: the mean of the local losses is the global loss ...
