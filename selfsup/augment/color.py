@@ -47,32 +47,18 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     if x.shape[1] == 1:
         return x
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
-    v = maxc
-    delta = maxc - minc
-    s = torch.where(maxc > 0, delta / maxc.clamp(min=1e-12), torch.zeros_like(maxc))
-    dc = delta.clamp(min=1e-12)
+    maxc, minc = x.amax(1), x.amin(1)  # not max(1): that also computes indices, ~50x slower on CPU
+    delta = maxc - minc  # = v·s, the chroma
+    dc = delta.clamp(min=1e-12)  # grey pixels: every term below is 0, so h = 0 as in torchvision
     rc, gc, bc = (maxc - r) / dc, (maxc - g) / dc, (maxc - b) / dc
     h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
-    h = (h + (shift.view(-1, 1, 1) if shift.ndim == 1 else shift[:, 0])) % 1.0
-    # HSV -> RGB
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    p = v * (1 - s)
-    q = v * (1 - s * f)
-    t = v * (1 - s * (1 - f))
-    i = i.long() % 6
-    rgb = torch.stack(
-        [
-            torch.stack([v, q, p, p, t, v], 1),
-            torch.stack([t, v, v, q, p, p], 1),
-            torch.stack([p, p, t, v, v, q], 1),
-        ],
-        1,
-    )  # (B, 3, 6, H, W)
-    return rgb.gather(2, i[:, None, None].expand(-1, 3, 1, -1, -1)).squeeze(2)
+    h = h / 6.0 + (shift.view(-1, 1, 1) if shift.ndim == 1 else shift[:, 0])
+    h = h - torch.floor(h)  # hue in [0, 1) turns
+    # HSV -> RGB in closed form, channel n in (5, 3, 1): v - v·s·clamp(min(k, 4 - k), 0, 1),
+    # k = (n + 6h) mod 6; equal to the six-sector table torchvision indexes, without building it.
+    k = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) + 6 * h.unsqueeze(1)
+    k = k - 6 * torch.floor(k / 6)
+    return maxc.unsqueeze(1) - delta.unsqueeze(1) * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
 def solarize(x: Tensor, threshold: float | Tensor = 0.5) -> Tensor:
