@@ -59,6 +59,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/linear_probe.py",
                     "python scripts/collect.py",
                     "python scripts/select_runs.py",
+                    "python scripts/show_augment.py",
                     "python ../shared/datasets/cifar10.py",
                 )
             )
@@ -98,7 +99,11 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         for named, actual in sweeps.items():
             cmd = cmd.replace(named, str(actual))
         cmd = cmd.replace("docs/selection_digits.png", str(tmp_path / "selection.png"))  # not the README's copy
+        cmd = cmd.replace("--out views.png", f"--out {tmp_path / 'views.png'}")
         argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
+        data = next((a.split("=", 1)[1] for a in argv if a.startswith("data=")), None)
+        if script == "scripts/show_augment.py" and data in data_roots:
+            argv.append(f"data.root={data_roots[data]}")
         p = _run(argv)
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
         if script == "scripts/linear_probe.py":
@@ -107,6 +112,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             assert "| ntxent | 3 |" in p.stdout and "| dclw | 3 |" in p.stdout
         elif script == "scripts/select_runs.py":
             assert "Kendall τ" in p.stdout and (tmp_path / "selection.png").is_file()
+        elif script == "scripts/show_augment.py":
+            assert (tmp_path / "views.png").is_file() and "wrote" in p.stdout
+            (tmp_path / "views.png").unlink()
 
 
 def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:
