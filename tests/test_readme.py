@@ -96,6 +96,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         script = cmd.split()[1] if cmd.startswith("python scripts/") else None
         if script is None:
             continue
+        readme_cmd = cmd
         for named, actual in sweeps.items():
             cmd = cmd.replace(named, str(actual))
         cmd = cmd.replace("docs/selection_digits.png", str(tmp_path / "selection.png"))  # not the README's copy
@@ -108,6 +109,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
         if script == "scripts/linear_probe.py":
             assert (last_run / "probe.json").is_file()
+        elif script == "scripts/collect.py" and "augment_effect" in readme_cmd:
+            for option in ("simclr", "randaugment", "cutmix", "random_fields"):
+                assert f"| {option} | 3 |" in p.stdout, p.stdout
         elif script == "scripts/collect.py":
             assert "| ntxent | 3 |" in p.stdout and "| dclw | 3 |" in p.stdout
         elif script == "scripts/select_runs.py":
