@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,9 @@ class ViewPipeline(nn.Module):
         self.recipes = view_recipes(base, views, per_view)
         self.local_views = local_views
         self.local_size = local_size or max(1, size // 2)
-        self.local_recipe = ViewRecipe(**{**base.__dict__, "crop_scale": tuple(local_crop_scale)})
+        self.local_recipe = dataclasses.replace(
+            base, crop_scale=(float(local_crop_scale[0]), float(local_crop_scale[1]))
+        )
         self.randaugment = randaugment
         self.random_fields = random_fields
         self.cutmix = cutmix
