@@ -50,8 +50,26 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
     m = cfg.eval.metrics
     if min(m.lidar_views, m.lidar_images, m.final_lidar_views, m.final_lidar_images) < 2:
         raise ConfigError("eval.metrics.{final_,}lidar_images and eval.metrics.{final_,}lidar_views must be >= 2")
+    secrets = _secret_keys(cfg)
+    if secrets:
+        raise ConfigError(
+            f"{', '.join(secrets)}: credentials never go in a config (it is saved with the run); "
+            "set WANDB_API_KEY in the environment instead"
+        )
     if cfg.augment.views < 2:
         raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
+
+
+def _secret_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys that look like credentials (``api_key``, ``password``, ``token``)."""
+    found: list[str] = []
+    if isinstance(node, DictConfig):
+        for key in node:
+            path = prefix + str(key)
+            if any(word in path.rsplit(".", 1)[-1].lower() for word in ("api_key", "apikey", "password", "token")):
+                found.append(path)
+            found += _secret_keys(node._get_node(key), path + ".")  # no interpolation resolved
+    return found
 
 
 def build_view_maker(cfg: DictConfig) -> ViewPipeline:

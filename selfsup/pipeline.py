@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from selfsup.build import (
@@ -22,7 +23,7 @@ from selfsup.build import (
     save_config,
 )
 from selfsup.eval.online_probe import OnlineLinearProbe
-from selfsup.eval.report import format_table
+from selfsup.eval.report import format_table, table_columns
 from selfsup.progress import EpochProgressBar
 from selfsup.run_dir import RESULTS, atomic_write_json, clear_failed, git_revision, mark_failed
 
@@ -90,11 +91,16 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         }
         for lg in loggers:
             lg.log_metrics({f"final/{k}": v for k, v in rows["pretrained"].items()}, step=trainer.global_step)
+            if hasattr(lg, "log_table"):  # wandb: the whole final table, baselines included
+                columns, data = table_columns(rows)
+                lg.log_table(key="final/results", columns=columns, data=data, step=trainer.global_step)
             lg.save()
         atomic_write_json(run_dir / RESULTS, results)
         _report(rows, pretrain_seconds, run_dir)
     for lg in loggers:
         lg.finalize("success")
+        if isinstance(lg, WandbLogger):  # close the wandb run: the next job of a sweep starts its own
+            lg.experiment.finish()
     return results
 
 

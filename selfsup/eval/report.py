@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -79,6 +80,12 @@ def evaluate(
     if "z" in te:
         out["rankme_projector"] = rankme(te["z"])
     return out
+
+
+def table_columns(rows: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[list[Any]]]:
+    """Every metric of every row as columns (``representation`` first); None where a row lacks one."""
+    keys = sorted({k for m in rows.values() for k in m})
+    return ["representation", *keys], [[name, *(m.get(k) for k in keys)] for name, m in rows.items()]
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:

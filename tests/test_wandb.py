@@ -1,0 +1,51 @@
+"""logger=wandb, offline: metrics, config and the final table read back; no credential on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfsup.build import ConfigError
+from selfsup.pipeline import run
+from tests.wandb_records import config, history
+
+FAKE_KEY = "local-" + "0123456789abcdef" * 3  # never a real key: offline mode does not check it
+
+
+def test_wandb_offline_run_holds_metrics_config_and_final_table(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    cfg = composed("logger=wandb", "logger.wandb.offline=true", "loss=dcl")
+    run_dir = tmp_path / "run"
+    results = run(cfg, run_dir, loss_choice="dcl")
+    import wandb
+
+    assert wandb.run is None, "the wandb run was left open: the next job of a sweep would log into it"
+    (log,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+
+    steps = history(log)
+    assert any("train/loss_step" in s for s in steps), "no training loss in the wandb history"
+    final = next(s for s in steps if "final/linear_top1" in s)
+    assert final["final/linear_top1"] == pytest.approx(results["metrics"]["linear_top1"])
+
+    stored = config(log)
+    assert stored["loss"]["_target_"] == "selfsup.losses.DCL" and stored["seed"] == cfg.seed
+
+    (table,) = run_dir.glob("wandb/offline-run-*/files/media/table/final/results_*.table.json")
+    t = json.loads(table.read_text())
+    rows = {r[0]: dict(zip(t["columns"], r, strict=True)) for r in t["data"]}
+    assert set(rows) == {"pretrained", *results["baselines"]}
+    assert rows["pretrained"]["linear_top1"] == pytest.approx(results["metrics"]["linear_top1"])
+
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            assert FAKE_KEY.encode() not in f.read_bytes(), f"API key written to {f}"
+
+
+def test_a_credential_in_the_config_is_refused_before_anything_is_written(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed("logger=wandb", "+logger.wandb.api_key=secret123")
+    with pytest.raises(ConfigError, match="logger.wandb.api_key: credentials never go in a config"):
+        run(cfg, tmp_path / "run", loss_choice="ntxent")
+    assert not (tmp_path / "run" / "config.yaml").exists()
