@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig
 
 from selfsup.build import (
@@ -25,6 +25,15 @@ from selfsup.build import (
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import format_table, table_columns
 from selfsup.progress import EpochProgressBar
+from selfsup.resume import (
+    AtomicCheckpointIO,
+    FiniteLoss,
+    RNGState,
+    checkpoint_step,
+    read_metrics,
+    restore_metrics,
+    resume_checkpoint,
+)
 from selfsup.run_dir import RESULTS, atomic_write_json, clear_failed, git_revision, mark_failed
 
 
@@ -51,6 +60,9 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     git = git_revision()
     atomic_write_json(run_dir / "git.json", git)
 
+    ckpt = resume_checkpoint(run_dir, str(cfg.resume))
+    if ckpt is not None:
+        print(f"resuming from {ckpt}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     view_maker = build_view_maker(cfg)
     dm = build_datamodule(cfg, view_maker)
@@ -59,19 +71,33 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 
     callbacks: list[L.Callback] = [
         EpochProgressBar(),
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0),
+        # last.ckpt after every epoch, overwritten in place (atomically). Not save_last=True with
+        # save_top_k=0: Lightning then writes last.ckpt only when training ends.
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
+        RNGState(),
+        FiniteLoss(),
     ]
     if cfg.eval.online_probe:
         callbacks.append(OnlineLinearProbe(dm.num_classes, lr=cfg.eval.online_probe_lr))
     metric_cbs = build_metric_callbacks(cfg, dm.num_classes)
     callbacks += metric_cbs
+    earlier = read_metrics(run_dir, checkpoint_step(ckpt)) if ckpt is not None else []
     loggers = build_loggers(cfg)
     for lg in loggers:
+        if isinstance(lg, CSVLogger):
+            restore_metrics(lg, earlier)  # what was logged up to the checkpoint stays in metrics.csv
         lg.log_hyperparams(resolved)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=loggers,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
+    )
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    # weights_only=False: the run's own checkpoint, which carries the numpy/python RNG states.
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
     pretrain_seconds = time.perf_counter() - start
 
     results: dict[str, Any] = {}

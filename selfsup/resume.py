@@ -1,0 +1,122 @@
+"""Kill-safe checkpoints and resuming: atomic writes, RNG state, the metrics written so far.
+
+A checkpoint is written to a temporary file, flushed to disk and renamed over the old one, so a
+kill during the write leaves the previous checkpoint whole. The RNG states travel in the
+checkpoint, so a run resumed from the end of epoch e draws the same shuffles and views as the
+uninterrupted run did from there on.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.loggers import CSVLogger
+
+LAST = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to ``.NAME.tmp``, fsync, then ``os.replace``: a checkpoint is whole or absent."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself reaches the disk
+        finally:
+            os.close(fd)
+
+
+class RNGState(L.Callback):
+    """Saves the python, numpy, torch (and CUDA) RNG states in each checkpoint and restores them."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        random.setstate(state_dict["python"])
+        np.random.set_state(state_dict["numpy"])
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
+    """The checkpoint to resume from: ``auto`` the run's last one if any, ``never`` none, else a path.
+
+    Raises:
+        FileNotFoundError: ``resume`` names a file that does not exist.
+    """
+    if resume == "never":
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / LAST
+        return last if last.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={resume}: no such checkpoint (expected auto, never or a .ckpt path)")
+    return path
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step a checkpoint was saved at."""
+    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+
+
+def read_metrics(run_dir: Path, up_to_step: int) -> list[dict[str, str]]:
+    """Rows of ``metrics.csv`` logged at or before ``up_to_step`` (later ones will be logged again)."""
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= up_to_step]
+
+
+def restore_metrics(logger: CSVLogger, rows: list[dict[str, str]]) -> None:
+    """Put ``rows`` back into the CSV logger's file (its writer empties the file when it starts)."""
+    if not rows:
+        return
+    writer = logger.experiment
+    keys = sorted(set().union(*rows))
+    writer.metrics_keys = keys
+    with open(writer.metrics_file_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+class FiniteLoss(L.Callback):
+    """Stops the run on a NaN or infinite loss; the last checkpoint (before it) stays as it was."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"train/loss is {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+                "stopped. The last checkpoint before it is untouched (resume=auto continues from it); "
+                "a lower optim.optimizer.lr, gradient clipping (trainer.gradient_clip_val) or 32-bit "
+                "precision are the usual remedies"
+            )

@@ -1,0 +1,108 @@
+"""Kill-safe checkpoints: a SIGKILLed run resumes to the uninterrupted result; NaN stops cleanly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import selfsup.resume as resume_mod
+from selfsup.losses import NTXent
+from selfsup.pipeline import run
+from selfsup.resume import AtomicCheckpointIO, resume_checkpoint
+from selfsup.run_dir import FAILED
+from tests.conftest import ROOT
+
+ARGS = ["trainer.max_epochs=20", "data.batch_size=32", "eval.baselines=[]", "eval.probe_Cs=[1.0]"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+
+
+def _cmd(run_dir: Path) -> list[str]:
+    return [sys.executable, "train.py", *ARGS, f"hydra.run.dir={run_dir}"]
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    p = subprocess.run(_cmd(ref), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+    proc = subprocess.Popen(_cmd(killed), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
+    epoch_at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+    assert epoch_at_kill < 19
+
+    p = subprocess.run(_cmd(killed), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"resuming from {ckpt}" in p.stdout
+    want = json.loads((ref / "results.json").read_text())
+    got = json.loads((killed / "results.json").read_text())
+    assert got["steps"] == want["steps"] and got["epochs"] == want["epochs"]
+    for key, value in want["metrics"].items():
+        assert got["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+    # metrics.csv holds every epoch once: the rows before the checkpoint kept, the rest logged anew.
+    with open(killed / "metrics.csv") as f:
+        epochs = [r["epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
+    assert epochs == [str(e) for e in range(20)], epochs
+
+
+def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+
+    def dies_half_way(obj, f):  # type: ignore[no-untyped-def]
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt  # what a kill looks like from inside the write
+
+    monkeypatch.setattr(resume_mod.torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"global_step": 2, "w": torch.zeros(3)}, path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 1 and torch.equal(ckpt["w"], torch.ones(3))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+    original = NTXent.forward
+
+    def nan_after_first_epoch(self, z, views=2, mix=None):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        loss = original(self, z, views, mix)
+        return loss * float("nan") if calls["n"] > 2 else loss  # TINY: 2 steps per epoch
+
+    monkeypatch.setattr(NTXent, "forward", nan_after_first_epoch)
+    cfg = composed("trainer.max_epochs=3")
+    run_dir = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=r"train/loss is nan at epoch 1, step 3: stopped"):
+        run(cfg, run_dir, loss_choice="ntxent")
+    assert (run_dir / FAILED).is_file() and not (run_dir / "results.json").exists()
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 and ckpt["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_resume_options(tmp_path: Path) -> None:
+    assert resume_checkpoint(tmp_path, "auto") is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert resume_checkpoint(tmp_path, "auto") == tmp_path / "checkpoints" / "last.ckpt"
+    assert resume_checkpoint(tmp_path, "never") is None
+    with pytest.raises(FileNotFoundError, match="resume=nope.ckpt: no such checkpoint"):
+        resume_checkpoint(tmp_path, "nope.ckpt")
