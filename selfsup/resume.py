@@ -84,13 +84,17 @@ def checkpoint_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
-def read_metrics(run_dir: Path, up_to_step: int) -> list[dict[str, str]]:
-    """Rows of ``metrics.csv`` logged at or before ``up_to_step`` (later ones will be logged again)."""
+def read_metrics(run_dir: Path, before_step: int) -> list[dict[str, str]]:
+    """Rows of ``metrics.csv`` logged before ``before_step``, the checkpoint's global step.
+
+    Lightning logs a step's metrics at that step's index (0-based) and an epoch's at its last
+    step's, so these are exactly the rows of the checkpointed epochs; the rest is logged again.
+    """
     path = run_dir / "metrics.csv"
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= up_to_step]
+        return [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) < before_step]
 
 
 def restore_metrics(logger: CSVLogger, rows: list[dict[str, str]]) -> None:

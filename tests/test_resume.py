@@ -106,3 +106,11 @@ def test_resume_options(tmp_path: Path) -> None:
     assert resume_checkpoint(tmp_path, "never") is None
     with pytest.raises(FileNotFoundError, match="resume=nope.ckpt: no such checkpoint"):
         resume_checkpoint(tmp_path, "nope.ckpt")
+
+
+def test_rows_after_the_checkpoint_are_dropped_for_relogging(tmp_path: Path) -> None:
+    from selfsup.resume import read_metrics
+
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,40,1.0\n0,41,0.9\n1,42,0.8\n1,43,0.7\n")
+    assert [r["step"] for r in read_metrics(tmp_path, 42)] == ["40", "41"]  # checkpoint after 42 steps
+    assert read_metrics(tmp_path / "missing", 42) == []
