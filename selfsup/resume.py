@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,9 @@ def restore_metrics(logger: CSVLogger, rows: list[dict[str, str]]) -> None:
     """Put ``rows`` back into the CSV logger's file (its writer empties the file when it starts)."""
     if not rows:
         return
-    writer = logger.experiment
+    with warnings.catch_warnings():  # it warns that it deletes the old file; the rows are put back
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        writer = logger.experiment
     keys = sorted(set().union(*rows))
     writer.metrics_keys = keys
     with open(writer.metrics_file_path, "w", newline="") as f:
