@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-all bench lint format clean
+.PHONY: install train test test-slow test-slurm test-all bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 ## Slower tests (full-length runs); separate from the default run.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
+
+## The SLURM sweep test: starts a single-node SLURM here (needs root) and submits a sweep to it.
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -m slurm $(ARGS)
 
 ## Every test this machine can run (gpu/slurm tests skip themselves with a reason).
 test-all: $(STAMP)

@@ -61,6 +61,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/select_runs.py",
                     "python scripts/show_augment.py",
                     "python ../shared/datasets/cifar10.py",
+                    "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
                 )
             )
         ), f"README command without a test: {cmd}"
@@ -81,6 +82,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
     for i, cmd in enumerate(c for c in readme_commands() if c.startswith("python train.py")):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
             continue  # run on the real unpacked copy in the slow test below
+        if "launcher=slurm" in cmd:
+            continue  # run against a real SLURM in tests/test_slurm.py
         out = tmp_path / f"cmd{i}"
         p = _run(_train_argv(cmd, out, data_roots))
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"

@@ -73,6 +73,7 @@ def test_every_option_is_covered_here() -> None:
         "trainer",
         "logger",
         "eval",
+        "launcher",
     }
 
 
