@@ -81,8 +81,11 @@ def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
 
 
 def checkpoint_step(path: Path) -> int:
-    """The global step a checkpoint was saved at."""
-    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+    """The global step a checkpoint was saved at.
+
+    Memory-mapped: only the small entries are read, not the weights (Lightning loads those).
+    """
+    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
 
 
 def read_metrics(run_dir: Path, before_step: int) -> list[dict[str, str]]:

@@ -74,8 +74,7 @@ class TorchvisionViews(ViewPipeline):
         mean, std = self.mean.flatten().tolist(), self.std.flatten().tolist()
         pipes = [recipe_transform(r, self.size, mean, std, self.randaugment) for r in self.recipes]
         local = recipe_transform(self.local_recipe, self.local_size, mean, std, self.randaugment)
-        self.per_sample = SampleViews(pipes + [local] * self.local_views)
-        self.sample_transform = self.per_sample
+        self.sample_transform: SampleViews = SampleViews(pipes + [local] * self.local_views)
 
     def forward(self, views: Sequence[Tensor]) -> Views:
         """The collated views (one (B, C, S, S) tensor per view) -> :class:`Views`."""
@@ -89,5 +88,5 @@ class TorchvisionViews(ViewPipeline):
     @torch.no_grad()
     def global_views(self, x: Tensor) -> Tensor:
         """uint8 (B, C, H, W) -> (V*B, C, size, size) global views, made per sample on the CPU."""
-        per_image = [self.per_sample(img) for img in x.cpu()]
+        per_image = [self.sample_transform(img) for img in x.cpu()]
         return torch.cat([torch.stack([v[k] for v in per_image]) for k in range(self.views)]).to(x.device)

@@ -167,18 +167,20 @@ class ViewMaker(ViewPipeline):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Views:
         """uint8 (B, C, H, W) -> :class:`Views` (global views, then local crops)."""
-        groups = [self.global_views(x)]
+        xf = self._to_float(x)
+        groups = [self._views(xf, self.recipes, self.size)]
         if self.local_views:
-            xf = self._to_float(x)
-            locals_ = [self._one_view(xf, self.local_recipe, self.local_size) for _ in range(self.local_views)]
-            groups.append(self.normalize(torch.cat(locals_)))
+            groups.append(self._views(xf, [self.local_recipe] * self.local_views, self.local_size))
         return self._finish(groups, x.shape[0])
 
     @torch.no_grad()
     def global_views(self, x: Tensor) -> Tensor:
         """uint8 (B, C, H, W) -> (V*B, C, size, size) normalised global views, view-major, unmixed."""
-        xf = self._to_float(x)
-        return self.normalize(torch.cat([self._one_view(xf, r, self.size) for r in self.recipes]))
+        return self._views(self._to_float(x), self.recipes, self.size)
+
+    def _views(self, x: Tensor, recipes: Sequence[ViewRecipe], size: int) -> Tensor:
+        """One view per recipe of float images ``x``, normalised and concatenated view-major."""
+        return self.normalize(torch.cat([self._one_view(x, r, size) for r in recipes]))
 
     @staticmethod
     def _to_float(x: Tensor) -> Tensor:
