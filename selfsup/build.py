@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -23,6 +24,7 @@ from selfsup.eval.rankme_callback import RankMeCallback
 from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import SimCLR
+from selfsup.optim import lr_scaling
 
 BASELINES = ("random_init", "raw_pixels")
 
@@ -58,6 +60,22 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
         )
     if cfg.augment.views < 2:
         raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
+    _check_trainer(cfg.trainer)
+    try:
+        lr_scaling(cfg.optim.lr_scaling.rule, cfg.optim.lr_scaling.reference_batch)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_trainer(t: DictConfig) -> None:
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    if t.get("sync_batchnorm") and on_cpu:
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm does not run on the CPU); "
+            "set trainer.sync_batchnorm=false with trainer.accelerator=cpu"
+        )
+    if str(t.precision) in ("16-mixed", "16") and on_cpu:
+        raise ConfigError(f"trainer.precision={t.precision} needs a GPU; on the CPU use 32-true or bf16-mixed")
 
 
 def _secret_keys(node: Any, prefix: str = "") -> list[str]:
@@ -109,7 +127,20 @@ def build_module(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> Sim
         optimizer=instantiate(cfg.optim.optimizer),
         scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
         exclude_bias_and_norm=cfg.optim.exclude_bias_and_norm,
+        channels_last=cfg.trainer.channels_last,
+        compile=cfg.trainer.compile,
+        lr_scale=lr_scaling(cfg.optim.lr_scaling.rule, cfg.optim.lr_scaling.reference_batch),
     )
+
+
+# Keys of the trainer config that are selfsup's, not lightning.Trainer's (the module applies them).
+MODULE_TRAINER_KEYS = ("channels_last", "compile")
+
+
+def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
+    """``lightning.Trainer`` from ``cfg.trainer`` (less the module's keys) and ``kwargs``."""
+    keys = [str(k) for k in cfg.trainer if k not in MODULE_TRAINER_KEYS]
+    return instantiate(OmegaConf.masked_copy(cfg.trainer, keys), **kwargs)
 
 
 def build_metric_callbacks(cfg: DictConfig, num_classes: int) -> list[HeldOutMetric]:
@@ -186,11 +217,12 @@ def final_evaluation(
     return rows
 
 
-def save_config(cfg: DictConfig, run_dir: Path) -> Mapping[str, Any]:
-    """The resolved config as YAML in the run directory; returns it as a plain dict."""
+def save_config(cfg: DictConfig, run_dir: Path, write: bool = True) -> Mapping[str, Any]:
+    """The resolved config as YAML in the run directory (if ``write``); returns it as a plain dict."""
     from selfsup.run_dir import atomic_write_text
 
     # `hydra` is present only when a config was composed with it (tests); it is not the run's.
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True)
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    if write:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     return resolved  # type: ignore[return-value]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig
@@ -17,6 +17,7 @@ from selfsup.build import (
     build_loggers,
     build_metric_callbacks,
     build_module,
+    build_trainer,
     build_view_maker,
     check_config,
     final_evaluation,
@@ -49,19 +50,25 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     try:
         return _run(cfg, run_dir, loss_choice)
     except BaseException as e:
-        mark_failed(run_dir, e)
+        if _is_rank_zero():
+            mark_failed(run_dir, e)
         raise
 
 
 def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     check_config(cfg, loss_choice)
-    clear_failed(run_dir)
-    resolved = save_config(cfg, run_dir)
+    # Under DDP every process runs this; the run directory is rank 0's to write (the rank comes
+    # from the launcher's environment: RANK, LOCAL_RANK or SLURM_PROCID, as Lightning reads it).
+    lead = _is_rank_zero()
+    if lead:
+        clear_failed(run_dir)
+    resolved = save_config(cfg, run_dir, write=lead)
     git = git_revision()
-    atomic_write_json(run_dir / "git.json", git)
+    if lead:
+        atomic_write_json(run_dir / "git.json", git)
 
     ckpt = resume_checkpoint(run_dir, str(cfg.resume))
-    if ckpt is not None:
+    if ckpt is not None and lead:
         print(f"resuming from {ckpt}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     view_maker = build_view_maker(cfg)
@@ -74,7 +81,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         # last.ckpt after every epoch, overwritten in place (atomically). Not save_last=True with
         # save_top_k=0: Lightning then writes last.ckpt only when training ends.
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
-        RNGState(),
+        RNGState(cfg.seed),
         FiniteLoss(),
     ]
     if cfg.eval.online_probe:
@@ -84,11 +91,11 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     earlier = read_metrics(run_dir, checkpoint_step(ckpt)) if ckpt is not None else []
     loggers = build_loggers(cfg)
     for lg in loggers:
-        if isinstance(lg, CSVLogger):
+        if isinstance(lg, CSVLogger) and lead:
             restore_metrics(lg, earlier)  # what was logged up to the checkpoint stays in metrics.csv
         lg.log_hyperparams(resolved)
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
+    trainer = build_trainer(
+        cfg,
         logger=loggers,
         callbacks=callbacks,
         default_root_dir=str(run_dir),
@@ -108,6 +115,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
             "seed": cfg.seed,
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
+            "world_size": trainer.world_size,  # processes (devices x nodes); data.batch_size is per process
             "pretrain_seconds": round(pretrain_seconds, 2),
             # Time inside the held-out metric callbacks, part of pretrain_seconds.
             "metrics_seconds": round(sum(cb.seconds for cb in metric_cbs), 3),
@@ -128,6 +136,18 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         if isinstance(lg, WandbLogger):  # close the wandb run: the next job of a sweep starts its own
             lg.experiment.finish()
     return results
+
+
+def _is_rank_zero() -> bool:
+    """Rank 0 of the launcher's environment (Lightning's order: RANK, LOCAL_RANK, SLURM_PROCID).
+
+    Known before the trainer starts. On a node other than the first, launched without torchrun
+    or SLURM, LOCAL_RANK 0 also counts as rank 0 here: it rewrites the same files, atomically.
+    """
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
+    return True
 
 
 def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path) -> None:

@@ -9,6 +9,7 @@ uninterrupted run did from there on.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import warnings
@@ -18,6 +19,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
 
@@ -46,21 +48,60 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.close(fd)
 
 
+def _rng_states() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_states(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class RNGState(L.Callback):
-    """Saves the python, numpy, torch (and CUDA) RNG states in each checkpoint and restores them."""
+    """Saves the python, numpy, torch (and CUDA) RNG states in each checkpoint and restores them.
+
+    Under DDP every rank has its own stream (rank r is reseeded with ``seed + r`` when fitting
+    starts; rank 0 keeps the run's stream), so the ranks draw different views; the checkpoint
+    holds every rank's state and each rank resumes its own.
+
+    Args:
+        seed: the run's seed; None leaves the ranks' streams as they are.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.seed is not None and trainer.global_rank > 0:
+            s = self.seed + trainer.global_rank
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)  # CUDA generators too
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
+        mine = _rng_states()
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return {"ranks": [mine]}
+        ranks: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(ranks, mine)  # every rank saves (rank 0 writes the file)
+        return {"ranks": ranks}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        random.setstate(state_dict["python"])
-        np.random.set_state(state_dict["numpy"])
-        torch.set_rng_state(state_dict["torch"])
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        ranks = state_dict["ranks"]
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        if len(ranks) != world:
+            warnings.warn(
+                f"the checkpoint holds RNG states of {len(ranks)} rank(s), this run has {world}: "
+                "the resumed views will differ from an uninterrupted run's",
+                stacklevel=2,
+            )
+        _set_rng_states(ranks[rank % len(ranks)])
 
 
 def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
@@ -123,9 +164,13 @@ class FiniteLoss(L.Callback):
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, i: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
+        value = float(loss.detach().float().max()) if loss is not None else 0.0
+        bad = not math.isfinite(value)
+        # Every rank stops together (one raising alone would leave the others waiting on it).
+        if trainer.strategy.reduce_boolean_decision(bad, all=False):
+            where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
             raise FloatingPointError(
-                f"train/loss is {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}: "
+                f"train/loss is {value if bad else 'not finite on another rank'} at {where}: "
                 "stopped. The last checkpoint before it is untouched (resume=auto continues from it); "
                 "a lower optim.optimizer.lr, gradient clipping (trainer.gradient_clip_val) or 32-bit "
                 "precision are the usual remedies"

@@ -24,6 +24,13 @@ NEEDS = {
     ("data", "imagefolder"): ["data.path={imagefolder}", "data.image_size=32", "data.view.size=24"],
     ("backbone", "timm"): ["backbone.cifar_stem=true"],
     ("logger", "wandb"): ["logger.wandb.offline=true"],
+    # One CPU process here (two processes: tests/test_ddp.py); SyncBatchNorm needs GPUs.
+    ("trainer", "ddp"): [
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.sync_batchnorm=false",
+        "trainer.precision=32-true",
+    ],
 }
 GPU_ONLY = {("trainer", "gpu")}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,18 +24,22 @@ def test_wandb_offline_run_holds_metrics_config_and_final_table(composed, tmp_pa
     import wandb
 
     assert wandb.run is None, "the wandb run was left open: the next job of a sweep would log into it"
-    (log,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    logs = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(logs) == 1, _listing(run_dir)
+    log = logs[0]
 
     steps = history(log)
-    assert any("train/loss_step" in s for s in steps), "no training loss in the wandb history"
-    final = next(s for s in steps if "final/linear_top1" in s)
-    assert final["final/linear_top1"] == pytest.approx(results["metrics"]["linear_top1"])
+    assert any("train/loss_step" in s for s in steps), f"no training loss in the wandb history\n{_listing(run_dir)}"
+    finals = [s for s in steps if "final/linear_top1" in s]
+    assert finals, f"no final/ metrics in the wandb history: {[sorted(s) for s in steps]}\n{_listing(run_dir)}"
+    assert finals[0]["final/linear_top1"] == pytest.approx(results["metrics"]["linear_top1"])
 
     stored = config(log)
     assert stored["loss"]["_target_"] == "selfsup.losses.DCL" and stored["seed"] == cfg.seed
 
-    (table,) = run_dir.glob("wandb/offline-run-*/files/media/table/final/results_*.table.json")
-    t = json.loads(table.read_text())
+    tables = list(run_dir.glob("wandb/offline-run-*/files/media/table/final/results_*.table.json"))
+    assert len(tables) == 1, _listing(run_dir)
+    t = json.loads(tables[0].read_text())
     rows = {r[0]: dict(zip(t["columns"], r, strict=True)) for r in t["data"]}
     assert set(rows) == {"pretrained", *results["baselines"]}
     assert rows["pretrained"]["linear_top1"] == pytest.approx(results["metrics"]["linear_top1"])
@@ -42,6 +47,14 @@ def test_wandb_offline_run_holds_metrics_config_and_final_table(composed, tmp_pa
     for f in run_dir.rglob("*"):
         if f.is_file():
             assert FAKE_KEY.encode() not in f.read_bytes(), f"API key written to {f}"
+
+
+def _listing(run_dir: Path) -> str:
+    """What wandb wrote, and the end of its own log, for a failure message."""
+    files = sorted(str(f.relative_to(run_dir)) for f in (run_dir / "wandb").rglob("*") if f.is_file())
+    debug = sorted((run_dir / "wandb").rglob("debug-internal.log"))
+    tail = debug[0].read_text(errors="replace")[-3000:] if debug else "(no debug-internal.log)"
+    return "files under wandb/:\n" + "\n".join(files) + "\nend of debug-internal.log:\n" + tail
 
 
 def test_a_credential_in_the_config_is_refused_before_anything_is_written(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -9,13 +9,17 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from selfsup.eval.gather import gather_unique
+
 
 class HeldOutMetric(L.Callback):
     """After every N-th epoch's validation, compute metrics and log them as ``val/<name>``.
 
     The validation loop has already embedded the held-out split; subclasses that set
-    ``needs_features`` receive those features (``h``, ``z``, ``labels``) instead of embedding
-    the images again. ``seconds`` accumulates the wall time spent here, to report the cost.
+    ``needs_features`` receive those features (``h``, ``z``, ``labels``, ``index``) instead of
+    embedding the images again. Under DDP the ranks' shards are gathered and each sample kept
+    once (the sampler pads shards with repeats), and the metrics are computed on rank 0 only.
+    ``seconds`` accumulates the wall time spent here, to report the cost.
 
     Args:
         every_n_epochs: compute after every N-th epoch; 0 disables it during training.
@@ -54,16 +58,23 @@ class HeldOutMetric(L.Callback):
     ) -> None:
         if self.needs_features and self.due(trainer):
             start = time.perf_counter()
-            h, z, y = outputs["h"], outputs["z"], outputs["labels"]
-            self._parts.append({"h": h.detach().float().cpu(), "z": z.detach().float().cpu(), "labels": y.cpu()})
+            part = {k: outputs[k].detach() for k in ("labels", "index")}
+            part |= {k: outputs[k].detach().float() for k in ("h", "z")}  # bf16 under autocast
+            self._parts.append({k: v.cpu() for k, v in part.items()})
             self.seconds += time.perf_counter() - start
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.due(trainer) or (self.needs_features and not self._parts):
+        if not self.due(trainer):
             return
         start = time.perf_counter()
-        features = {k: torch.cat([p[k] for p in self._parts]) for k in ("h", "z", "labels")} if self._parts else {}
+        features: dict[str, Tensor] = {}
+        if self.needs_features:
+            if not self._parts:
+                raise RuntimeError(f"rank {trainer.global_rank} validated no held-out batch")
+            local = {k: torch.cat([p[k] for p in self._parts]) for k in self._parts[0]}
+            features = gather_unique(local, pl_module.device)  # a collective: every rank takes part
         self._parts = []
-        for k, v in self.compute(trainer, pl_module, features).items():
-            pl_module.log(f"val/{k}", v)
+        if trainer.is_global_zero:
+            for k, v in self.compute(trainer, pl_module, features).items():
+                pl_module.log(f"val/{k}", v, rank_zero_only=True)
         self.seconds += time.perf_counter() - start

@@ -6,8 +6,11 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from selfsup.eval.gather import gather_unique, world_size
 
 
 class OnlineLinearProbe(L.Callback):
@@ -16,6 +19,9 @@ class OnlineLinearProbe(L.Callback):
     The features are detached, so the probe never changes the representation. Logs
     ``train/online_probe_loss`` and ``train/online_top1`` every epoch and ``val/online_top1``
     on the held-out split after each validation. Unlabelled images (label -1) are skipped.
+    Under DDP the probe's gradients are averaged over the ranks (every rank keeps the same
+    probe, trained on the global batch) and the held-out predictions are gathered, each
+    sample counted once.
 
     Args:
         num_classes: label count.
@@ -28,8 +34,7 @@ class OnlineLinearProbe(L.Callback):
         self.probe: nn.Linear | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self._pending_state: dict[str, Any] | None = None
-        self._correct = 0
-        self._seen = 0
+        self._parts: list[dict[str, torch.Tensor]] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.probe is None:
@@ -42,6 +47,9 @@ class OnlineLinearProbe(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert self.probe is not None
         self.probe.to(pl_module.device)
+        if world_size() > 1:  # every rank starts from rank 0's probe (the ranks seed differently)
+            for t in self.probe.state_dict().values():
+                dist.broadcast(t, src=0)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -49,21 +57,33 @@ class OnlineLinearProbe(L.Callback):
         assert self.probe is not None and self.optimizer is not None
         h, y = outputs["h"].float(), outputs["labels"]
         keep = y >= 0
-        if not keep.any():
+        n = keep.sum()
+        total = n.clone()  # labelled rows in the global batch
+        if world_size() > 1:
+            dist.all_reduce(total)  # every rank takes part, also one without labelled rows
+        if total == 0:
             return
         with torch.enable_grad():
+            # This rank's summed loss over the global count: the gradients summed over the
+            # ranks are those of the global batch's mean loss, so every rank's probe stays equal.
             logits = self.probe(h[keep])
-            loss = F.cross_entropy(logits, y[keep])
+            loss = F.cross_entropy(logits, y[keep], reduction="sum") / total
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if world_size() > 1:
+                for p in self.probe.parameters():
+                    dist.all_reduce(p.grad)  # type: ignore[arg-type]
             self.optimizer.step()
-        acc = (logits.argmax(1) == y[keep]).float().mean()
-        n = int(keep.sum())
-        pl_module.log("train/online_probe_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=n)
-        pl_module.log("train/online_top1", 100 * acc, on_step=False, on_epoch=True, batch_size=n)
+        if n == 0:
+            return
+        m = int(n)
+        top1 = 100 * (logits.detach().argmax(1) == y[keep]).float().mean()
+        local_loss = loss.detach() * total / n  # this rank's mean, averaged over ranks by sync_dist
+        pl_module.log("train/online_probe_loss", local_loss, on_step=False, on_epoch=True, batch_size=m, sync_dist=True)
+        pl_module.log("train/online_top1", top1, on_step=False, on_epoch=True, batch_size=m, sync_dist=True)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._correct, self._seen = 0, 0
+        self._parts = []
 
     @torch.no_grad()
     def on_validation_batch_end(
@@ -76,14 +96,19 @@ class OnlineLinearProbe(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         assert self.probe is not None
-        y = outputs["labels"]
+        if trainer.sanity_checking:
+            return
         pred = self.probe(outputs["h"].float()).argmax(1)
-        self._correct += int((pred == y).sum())
-        self._seen += int(y.numel())
+        self._parts.append({"pred": pred, "labels": outputs["labels"], "index": outputs["index"]})
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._seen and not trainer.sanity_checking:
-            pl_module.log("val/online_top1", 100.0 * self._correct / self._seen)
+        if trainer.sanity_checking or not self._parts:
+            return
+        local = {k: torch.cat([p[k] for p in self._parts]) for k in self._parts[0]}
+        self._parts = []
+        rows = gather_unique(local, pl_module.device)  # each held-out sample once
+        top1 = 100.0 * float((rows["pred"] == rows["labels"]).float().mean())
+        pl_module.log("val/online_top1", top1)  # the same value on every rank
 
     def state_dict(self) -> dict[str, Any]:
         if self.probe is None or self.optimizer is None:

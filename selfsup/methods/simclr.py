@@ -31,7 +31,9 @@ class SimCLR(L.LightningModule):
     """V views of each image, one backbone and projection head, a contrastive loss.
 
     ``training_step`` returns the detached backbone features ``h`` and projections ``z`` so
-    that callbacks (online probe, metrics) read them without touching the method.
+    that callbacks (online probe, metrics) read them without touching the method. Under mixed
+    precision only the backbone and head run in autocast: the views are made, and the loss
+    computed, in float32.
 
     Args:
         backbone: module with ``num_features``; (N, C, H, W) -> (N, F).
@@ -42,6 +44,11 @@ class SimCLR(L.LightningModule):
         scheduler: builds the per-step lr schedule, called with
             ``(optimizer, total_steps=..., steps_per_epoch=...)``; None keeps the lr constant.
         exclude_bias_and_norm: no weight decay (and no LARS adaptation) on biases and norms.
+        channels_last: backbone weights and inputs in NHWC memory format (faster convolutions
+            under autocast on GPUs).
+        compile: ``torch.compile`` the backbone in place (its state_dict keys are unchanged).
+        lr_scale: factor applied to every parameter group's lr (see :func:`selfsup.optim.lr_scale`);
+            None computes nothing.
     """
 
     def __init__(
@@ -53,6 +60,9 @@ class SimCLR(L.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         exclude_bias_and_norm: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
+        lr_scale: Callable[[int], float] | None = None,
     ) -> None:
         super().__init__()
         self.backbone: nn.Module = backbone
@@ -62,6 +72,19 @@ class SimCLR(L.LightningModule):
         self._optimizer = optimizer
         self._scheduler = scheduler
         self.exclude_bias_and_norm = exclude_bias_and_norm
+        self.channels_last = channels_last
+        self.compile_backbone = compile
+        self.lr_scale = lr_scale
+
+    def configure_model(self) -> None:
+        if self.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+        if self.compile_backbone and not getattr(self, "_compiled", False):
+            self.backbone.compile()
+            self._compiled = True
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def forward(self, x: Tensor) -> Tensor:
         """Backbone features of prepared (normalised float) images: (N, C, H, W) -> (N, F)."""
@@ -69,20 +92,31 @@ class SimCLR(L.LightningModule):
 
     def training_step(self, batch: tuple[Any, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y, _ = batch  # uint8 (B, C, H, W) (or per-sample views), (B,), (B,)
-        views = self.view_maker(x)
-        h = torch.cat([self.backbone(g) for g in views.groups])  # (V*B, F), one pass per view size
+        device = y.device.type
+        with torch.autocast(device, enabled=False):
+            views = self.view_maker(x)
+        h = torch.cat([self.backbone(self._layout(g)) for g in views.groups])  # (V*B, F), per view size
         z = self.head(h)  # (V*B, D)
-        loss = self.loss_fn(z, views=views.count, mix=views.mix)
+        with torch.autocast(device, enabled=False):
+            loss = self.loss_fn(z.float(), views=views.count, mix=views.mix)
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=y.shape[0], sync_dist=True)
         return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(views.count)}
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        x, y, _ = batch
-        h = self.backbone(self.view_maker.prepare(x))
-        return {"h": h, "z": self.head(h), "labels": y}
+        x, y, index = batch
+        h = self.backbone(self._layout(self.view_maker.prepare(x)))
+        return {"h": h, "z": self.head(h), "labels": y, "index": index}
 
     def configure_optimizers(self) -> Any:
         opt = self._optimizer(param_groups([self.backbone, self.head], self.exclude_bias_and_norm))
+        if self.lr_scale is not None:
+            t = self.trainer
+            batch = t.datamodule.batch_size * t.world_size * t.accumulate_grad_batches  # type: ignore[attr-defined]
+            scale = self.lr_scale(batch)
+            for group in opt.param_groups:
+                group["lr"] *= scale
+            if t.is_global_zero:
+                print(f"lr x {scale:.4g} for {batch} images per optimiser step: lr {opt.param_groups[0]['lr']:.4g}")
         if self._scheduler is None:
             return opt
         total = int(self.trainer.estimated_stepping_batches)

@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Training-step throughput of the real Lightning module, measured in one invocation.
+
+    python scripts/bench_train.py ddp [--steps N] [--batch B]   # CPU: 1 process vs 2 gloo processes
+    python scripts/bench_train.py gpu [--steps N] [--batch B]   # one GPU: 32, bf16, bf16+channels_last+compile
+
+Every row trains ResNet-18 (timm, CIFAR stem) on 32 px SimCLR views of the bundled digits
+(upsampled crops, so no download), NT-Xent, through ``lightning.Trainer.fit`` with
+evaluation off. A step's time is the median interval between consecutive training-batch
+starts on rank 0 after ``--warmup`` untimed steps (compilation happens there).
+
+``ddp``: one process with batch B and one thread, then two processes over gloo with batch B
+each and one thread each (the same per-process work: the difference is DDP's cost, the
+all-reduce of the gradients and the gather of the negatives), then two processes with B/2
+each (the same global batch as the single process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODEL = [
+    "backbone=timm",
+    "backbone.name=resnet18",
+    "backbone.cifar_stem=true",
+    "data.view.size=32",
+    "eval.online_probe=false",
+    "eval.metrics.enabled=false",
+    "data.num_workers=0",
+]
+
+
+class StepTimes:
+    """Wall-clock time at the start of every training batch (a Lightning callback)."""
+
+    def __init__(self) -> None:
+        import lightning as L
+
+        class _CB(L.Callback):
+            def on_train_batch_start(cb, trainer, *args: Any) -> None:  # noqa: N805
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                self.starts.append(time.perf_counter())
+
+        self.starts: list[float] = []
+        self.callback = _CB()
+
+    def median_step(self, warmup: int) -> float:
+        gaps = [b - a for a, b in zip(self.starts[warmup:], self.starts[warmup + 1 :], strict=False)]
+        return statistics.median(gaps)
+
+
+def _fit(overrides: list[str], trainer_kwargs: dict[str, Any], steps: int, warmup: int) -> float:
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+
+    from selfsup.build import build_datamodule, build_module, build_view_maker
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*MODEL, *overrides])
+    L.seed_everything(0, verbose=False)
+    vm = build_view_maker(cfg)
+    dm = build_datamodule(cfg, vm)
+    module = build_module(cfg, vm)
+    timer = StepTimes()
+    trainer = L.Trainer(
+        max_steps=warmup + steps + 1,
+        max_epochs=-1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer.callback],
+        default_root_dir=tempfile.mkdtemp(),
+        **trainer_kwargs,
+    )
+    trainer.fit(module, datamodule=dm)
+    return timer.median_step(warmup)
+
+
+def _ddp_worker(rank: int, world: int, port: int, batch: int, steps: int, warmup: int, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(1)
+    kwargs = {"accelerator": "cpu", "devices": world, "strategy": "ddp"}
+    seconds = _fit([f"data.batch_size={batch}"], kwargs, steps, warmup)
+    if rank == 0:
+        Path(out).write_text(str(seconds))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ddp(world: int, batch: int, steps: int, warmup: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        out = str(Path(d) / "seconds")
+        mp.spawn(_ddp_worker, args=(world, _free_port(), batch, steps, warmup, out), nprocs=world, join=True)
+        return float(Path(out).read_text())
+
+
+def bench_ddp(batch: int, steps: int, warmup: int) -> list[str]:
+    torch.set_num_threads(1)
+    one = _fit([f"data.batch_size={batch}"], {"accelerator": "cpu", "devices": 1}, steps, warmup)
+    two = _ddp(2, batch, steps, warmup)
+    half = _ddp(2, batch // 2, steps, warmup)
+    rows = [
+        ("1 process", batch, batch, one),
+        ("2 processes, gloo", batch, 2 * batch, two),
+        ("2 processes, gloo", batch // 2, batch, half),
+    ]
+    lines = [
+        "| run | batch per process | global batch | s/step | images/s | step time vs 1 process |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, b, g, s in rows:
+        lines.append(f"| {name} | {b} | {g} | {s:.3f} | {g / s:,.0f} | {s / one:.2f}x |")
+    return lines
+
+
+def bench_gpu(batch: int, steps: int, warmup: int) -> list[str]:
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_train.py gpu: no CUDA GPU here")
+    base = {"accelerator": "gpu", "devices": 1}
+    rows = [
+        ("32-true", [], "32-true"),
+        ("bf16-mixed", [], "bf16-mixed"),
+        ("bf16-mixed + channels_last", ["trainer.channels_last=true"], "bf16-mixed"),
+        ("bf16-mixed + channels_last + compile", ["trainer.channels_last=true", "trainer.compile=true"], "bf16-mixed"),
+    ]
+    lines = [
+        f"| precision / options | s/step | images/s | vs 32-true |  ({torch.cuda.get_device_name()}, batch {batch})",
+        "|---|---:|---:|---:|",
+    ]
+    first = None
+    for name, overrides, precision in rows:
+        s = _fit([f"data.batch_size={batch}", *overrides], base | {"precision": precision}, steps, warmup)
+        first = first or s
+        lines.append(f"| {name} | {s:.4f} | {batch / s:,.0f} | {first / s:.2f}x |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["ddp", "gpu"])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
+    ap.add_argument("--batch", type=int, default=64, help="images per process per step")
+    args = ap.parse_args(argv)
+    lines = (bench_ddp if args.what == "ddp" else bench_gpu)(args.batch, args.steps, args.warmup)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
