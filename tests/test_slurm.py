@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY
 from tests.test_readme import _train_argv, readme_commands
 from tests.test_train_options import assert_complete_run_dir
 
@@ -50,3 +50,28 @@ def test_readme_slurm_sweep_runs_as_slurm_jobs_and_every_run_dir_is_complete(slu
     collected = subprocess.run([sys.executable, "scripts/collect.py", str(sweep)], cwd=ROOT, capture_output=True,
                                text=True)  # fmt: skip
     assert "| ntxent | 3 |" in collected.stdout and "| dcl | 3 |" in collected.stdout
+
+
+def test_two_slurm_tasks_form_one_ddp_run(slurm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One job of 2 tasks (srun): Lightning reads SLURM_PROCID/SLURM_NTASKS and the tasks form DDP."""
+    sweep = tmp_path / "sweep"
+    overrides = [
+        "launcher=slurm",
+        "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.cpus_per_task=1",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.sync_batchnorm=false",
+        "trainer.precision=32-true",
+        "loss=dcl",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+    ]
+    p = subprocess.run([sys.executable, "train.py", "-m", *overrides], cwd=ROOT, capture_output=True, text=True,
+                       timeout=900)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = assert_complete_run_dir(sweep / "0")
+    assert results["world_size"] == 2
+    logs = sorted((sweep / ".submitit").rglob("*_log.out"))
+    assert len(logs) == 2, logs  # one log per task of the one job
