@@ -48,7 +48,8 @@ class Table:
     overrides: tuple[str, ...] = field(default=())
 
     def runs(self) -> list[tuple[str, int, int]]:
-        return [(loss, b, s) for loss in self.losses for b in self.batches for s in self.seeds]
+        """(loss, batch, seed) of every run, seed-major: a partial table has whole seeds."""
+        return [(loss, b, s) for s in self.seeds for b in self.batches for loss in self.losses]
 
 
 # Facts from the sources (SPEC.md's reference table; the third-party repository's README lists
