@@ -19,7 +19,8 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
-## The default test run (what CI runs): everything not marked slow, gpu or slurm.
+## The default test run (what CI runs): everything not marked slow or gpu. The slurm tests
+## start a single-node SLURM here (root; without root they skip, saying so).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
@@ -27,11 +28,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-## The SLURM sweep test: starts a single-node SLURM here (needs root) and submits a sweep to it.
+## Only the SLURM tests: start a single-node SLURM here (needs root) and submit sweeps to it.
 test-slurm: $(STAMP)
 	$(BIN)/python -m pytest -m slurm $(ARGS)
 
-## Every test this machine can run (gpu/slurm tests skip themselves with a reason).
+## Every test this machine can run (gpu tests skip themselves with a reason).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
 

@@ -5,6 +5,7 @@
     python scripts/reproduce.py TABLE --launcher slurm      # the missing runs as a SLURM job array
     python scripts/reproduce.py TABLE --collect-only        # report what has finished, launch nothing
     python scripts/reproduce.py TABLE -- trainer.max_epochs=2   # extra train.py overrides (every run)
+    python scripts/reproduce.py TABLE --losses ntxent dcl --batches 32 --seeds 0 1   # part of it
 
 Runs go to ``--dir`` (default ``reproduce/TABLE``), one directory per loss, batch size and seed;
 unfinished ones resume from their last checkpoint. The report is written to ``--out``
@@ -16,19 +17,19 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from selfsup.reproduce import TABLES, missing, overrides, plot, run_name, to_markdown  # noqa: E402
+from selfsup.reproduce import TABLES, Table, missing, overrides, plot, run_name, to_markdown  # noqa: E402
 
 
-def launch(table_name: str, folder: Path, launcher: str, extra: list[str]) -> None:
+def launch(table: Table, folder: Path, launcher: str, extra: list[str]) -> None:
     """Every missing run of the table: one train.py each (local), or one multirun per run group (slurm)."""
-    table = TABLES[table_name]
     todo = missing(folder, table)
-    print(f"{table_name}: {len(table.runs()) - len(todo)} of {len(table.runs())} runs finished; launching {len(todo)}")
+    print(f"{table.name}: {len(table.runs()) - len(todo)} of {len(table.runs())} runs finished; launching {len(todo)}")
     if not todo:
         return
     if launcher == "local":
@@ -65,11 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "reproduce", help="folder of TABLE.md and TABLE.png")
     ap.add_argument("--launcher", choices=["local", "slurm"], default="local")
     ap.add_argument("--collect-only", action="store_true", help="launch nothing; report the finished runs")
+    ap.add_argument("--losses", nargs="+", help="only these losses of the table")
+    ap.add_argument("--batches", nargs="+", type=int, help="only these batch sizes")
+    ap.add_argument("--seeds", nargs="+", type=int, help="these seeds (default: the table's)")
     args = ap.parse_args(argv)
     table = TABLES[args.table]
+    for key in ("losses", "batches"):
+        unknown = set(getattr(args, key) or []) - set(getattr(table, key))
+        if unknown:
+            ap.error(f"--{key} {sorted(unknown)}: {args.table} has {list(getattr(table, key))}")
+    table = replace(
+        table,
+        losses=tuple(args.losses or table.losses),
+        batches=tuple(args.batches or table.batches),
+        seeds=tuple(args.seeds or table.seeds),
+    )
     folder = (args.dir or ROOT / "reproduce" / args.table).resolve()
     if not args.collect_only:
-        launch(args.table, folder, args.launcher, extra)
+        launch(table, folder, args.launcher, extra)
     left = missing(folder, table)
     if len(left) == len(table.runs()):
         print(f"{args.table}: no finished run under {folder}", file=sys.stderr)

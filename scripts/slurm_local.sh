@@ -23,7 +23,8 @@ need_root() {
 start() {
     need_root start
     if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge ||
+            { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge; }
     fi
     local host cpus mem
     host=$(hostname -s)

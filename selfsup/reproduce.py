@@ -143,8 +143,9 @@ def overrides(table: Table, loss: str, batch: int, seed: int) -> list[str]:
 def finished(folder: Path, table: Table) -> dict[tuple[str, int, int], dict[str, Any]]:
     """The finished runs of ``table`` under ``folder``, by (loss, batch, seed).
 
-    A run counts where ``results.json`` exists (written last) and its config matches the table's
-    experiment; loss, batch size and seed are read from the run's own config, not its folder name.
+    A run counts where ``results.json`` exists (written last); one that records another
+    experiment is skipped. Loss, batch size and seed are read from the run's own config and
+    results, not from its folder name.
     """
     out: dict[tuple[str, int, int], dict[str, Any]] = {}
     for path in sorted(folder.rglob(RESULTS)):
@@ -153,6 +154,8 @@ def finished(folder: Path, table: Table) -> dict[tuple[str, int, int], dict[str,
             continue
         cfg = yaml.safe_load(cfg_path.read_text())
         results = json.loads(path.read_text())
+        if results["choices"].get("experiment", table.experiment) != table.experiment:
+            continue
         key = (results["choices"]["loss"], int(cfg["data"]["batch_size"]), int(results["seed"]))
         out[key] = results
     return out
@@ -262,9 +265,8 @@ def plot(folder: Path, table: Table, out: Path) -> None:
         pub = sorted((b, v) for (name, b), v in table.published.top1.items() if name == loss)
         ax.plot([b for b, _ in pub], [v for _, v in pub], color=color, marker="o", mfc="none", ls="--",
                 label=f"{LOSS_NAMES.get(loss, loss)} ({table.published.source})")  # fmt: skip
-    ax.set(xscale="log", xlabel="batch size", ylabel=f"{table.metric} (%)", title=table.name)
-    ax.set_xticks(sorted(set(table.batches) | {b for _, b in table.published.top1}))
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ticks = sorted(set(table.batches) | {b for _, b in table.published.top1})
+    ax.set(xlabel="batch size", ylabel=f"{table.metric} (%)", title=f"{table.name} (published: {table.published.data})")
     ax.legend(fontsize=7)
     g = gaps(folder, table)
     gx.errorbar([x["batch"] for x in g], [statistics.fmean(x["gaps"]) for x in g],
@@ -278,10 +280,12 @@ def plot(folder: Path, table: Table, out: Path) -> None:
     gx.plot([b for b, _ in pub_gap], [v for _, v in pub_gap], marker="o", mfc="none", ls="--",
             label=table.published.source)  # fmt: skip
     gx.axhline(0, color="grey", lw=0.5)
-    gx.set(xscale="log", xlabel="batch size", ylabel="DCL − SimCLR (points)", title="the DCL claim")
-    gx.set_xticks(ax.get_xticks())
-    gx.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    gx.set(xlabel="batch size", ylabel="DCL − SimCLR (points)", title="the DCL claim: the gap against batch size")
     gx.legend(fontsize=7)
+    for a in (ax, gx):
+        a.set_xscale("log", base=2)
+        a.set_xticks(ticks, [str(t) for t in ticks])
+        a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

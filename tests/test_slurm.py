@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,20 @@ def _slurm_idle() -> bool:
 
 
 @pytest.fixture(scope="module")
-def slurm() -> None:
+def slurm() -> Iterator[None]:
+    """A running, idle SLURM: the one there is, or one started here (and stopped afterwards)."""
+    script = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]
+    started = False
     if not _slurm_idle():
         if os.geteuid() != 0:
             pytest.skip("needs root to start SLURM (scripts/slurm_local.sh start), or a running idle SLURM")
-        p = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "start"], capture_output=True, text=True)
+        p = subprocess.run([*script, "start"], capture_output=True, text=True)
         assert p.returncode == 0, p.stdout + p.stderr
+        started = True
     assert _slurm_idle()
+    yield
+    if started:
+        subprocess.run([*script, "stop"], capture_output=True, text=True)
 
 
 def test_readme_slurm_sweep_runs_as_slurm_jobs_and_every_run_dir_is_complete(slurm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,10 @@ NEEDS = {
         "trainer.precision=32-true",
     ],
 }
+# The CIFAR-10 reproductions run on a GPU; here their composition trains on the CPU, fake data.
+for _exp in ("dcl_batch_cifar10", "dcl_knn_cifar10"):
+    NEEDS[("experiment", _exp)] = ["data.root={cifar10}", "trainer=cpu", "data.num_workers=0"]
+NEEDS[("experiment", "dcl_batch_reduced")] = ["data.root={fashion_mnist}"]
 GPU_ONLY = {("trainer", "gpu")}
 
 
@@ -81,6 +85,7 @@ def test_every_option_is_covered_here() -> None:
         "logger",
         "eval",
         "launcher",
+        "experiment",
     }
 
 
