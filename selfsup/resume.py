@@ -66,9 +66,10 @@ def _set_rng_states(state: dict[str, Any]) -> None:
 class RNGState(L.Callback):
     """Saves the python, numpy, torch (and CUDA) RNG states in each checkpoint and restores them.
 
-    Under DDP every rank has its own stream (rank r is reseeded with ``seed + r`` when fitting
-    starts; rank 0 keeps the run's stream), so the ranks draw different views; the checkpoint
-    holds every rank's state and each rank resumes its own.
+    Under DDP every rank has its own stream (rank r > 0 is reseeded with a hash of ``(seed, r)``
+    when fitting starts, not with seed + r, which another run's seed would repeat; rank 0 keeps
+    the run's stream), so the ranks draw different views; the checkpoint holds every rank's state and each rank resumes
+    its own.
 
     Args:
         seed: the run's seed; None leaves the ranks' streams as they are.
@@ -79,7 +80,7 @@ class RNGState(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and self.seed is not None and trainer.global_rank > 0:
-            s = self.seed + trainer.global_rank
+            s = int(np.random.SeedSequence([self.seed, trainer.global_rank]).generate_state(1)[0])
             random.seed(s)
             np.random.seed(s)
             torch.manual_seed(s)  # CUDA generators too
@@ -93,7 +94,7 @@ class RNGState(L.Callback):
         return {"ranks": ranks}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        ranks = state_dict["ranks"]
+        ranks = state_dict.get("ranks", [state_dict])  # a checkpoint from before per-rank states
         rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         if len(ranks) != world:
             warnings.warn(

@@ -60,6 +60,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/collect.py",
                     "python scripts/select_runs.py",
                     "python scripts/show_augment.py",
+                    "python scripts/reproduce.py",
                     "python ../shared/datasets/cifar10.py",
                     "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
                 )
@@ -99,6 +100,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         script = cmd.split()[1] if cmd.startswith("python scripts/") else None
         if script is None:
             continue
+        if script == "scripts/reproduce.py":
+            _run_reproduce(cmd, tmp_path, data_roots)
+            continue
         readme_cmd = cmd
         for named, actual in sweeps.items():
             cmd = cmd.replace(named, str(actual))
@@ -122,6 +126,29 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         elif script == "scripts/show_augment.py":
             assert (tmp_path / "views.png").is_file() and "wrote" in p.stdout
             (tmp_path / "views.png").unlink()
+
+
+def _run_reproduce(cmd: str, tmp_path: Path, data_roots: dict[str, Path]) -> None:
+    """A README reproduce command on one loss, batch size and seed of its table, tiny, on the CPU."""
+    from selfsup.reproduce import TABLES
+
+    if "--launcher slurm" in cmd:
+        return  # tests/test_reproduce.py::test_reproduce_on_slurm, against a real SLURM
+    args = shlex.split(cmd)[2:]
+    table = TABLES[args[0]]
+    subset = ["--losses", table.losses[0], "--seeds", "0"] + (
+        [] if "--batches" in args else ["--batches", str(table.batches[0])]
+    )
+    data = "cifar10" if "cifar10" in table.name else "fashion_mnist"
+    train = [t for t in TINY if not t.startswith("data.batch_size=")] + [f"data.root={data_roots[data]}"]
+    if data == "cifar10":
+        train += ["trainer=cpu", "data.num_workers=0"]  # the GPU tables' runs, on this CPU
+    argv = [sys.executable, "scripts/reproduce.py", *args, *subset, "--dir", str(tmp_path / "reproduce" / table.name),
+            "--out", str(tmp_path / "reproduce_out"), "--", *train]  # fmt: skip
+    p = _run(argv)
+    assert p.returncode == 0, f"{cmd}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    md = (tmp_path / "reproduce_out" / f"{table.name}.md").read_text()
+    assert f"| SimCLR (NT-Xent) | {table.batches[0]} |" in md, md
 
 
 def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:

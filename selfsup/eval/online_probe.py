@@ -21,7 +21,7 @@ class OnlineLinearProbe(L.Callback):
     on the held-out split after each validation. Unlabelled images (label -1) are skipped.
     Under DDP the probe's gradients are averaged over the ranks (every rank keeps the same
     probe, trained on the global batch) and the held-out predictions are gathered, each
-    sample counted once.
+    sample counted once; the ``train/`` figures are rank 0's batches.
 
     Args:
         num_classes: label count.
@@ -78,9 +78,11 @@ class OnlineLinearProbe(L.Callback):
             return
         m = int(n)
         top1 = 100 * (logits.detach().argmax(1) == y[keep]).float().mean()
-        local_loss = loss.detach() * total / n  # this rank's mean, averaged over ranks by sync_dist
-        pl_module.log("train/online_probe_loss", local_loss, on_step=False, on_epoch=True, batch_size=m, sync_dist=True)
-        pl_module.log("train/online_top1", top1, on_step=False, on_epoch=True, batch_size=m, sync_dist=True)
+        # This rank's batches (rank 0's is what is logged): not synced, as a rank whose whole epoch
+        # had no labelled row would log nothing and leave the others waiting in the sync.
+        local_loss = loss.detach() * total / n
+        pl_module.log("train/online_probe_loss", local_loss, on_step=False, on_epoch=True, batch_size=m)
+        pl_module.log("train/online_top1", top1, on_step=False, on_epoch=True, batch_size=m)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._parts = []

@@ -47,8 +47,8 @@ class SimCLR(L.LightningModule):
         channels_last: backbone weights and inputs in NHWC memory format (faster convolutions
             under autocast on GPUs).
         compile: ``torch.compile`` the backbone in place (its state_dict keys are unchanged).
-        lr_scale: factor applied to every parameter group's lr (see :func:`selfsup.optim.lr_scale`);
-            None computes nothing.
+        lr_scale: the lr factor as a function of the images per optimiser step (batch size x
+            processes x accumulation; see :func:`selfsup.optim.lr_scaling`); None keeps the lr.
     """
 
     def __init__(
