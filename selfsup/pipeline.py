@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
     AtomicCheckpointIO,
     FiniteLoss,
+    PretrainClock,
     RNGState,
     checkpoint_step,
     read_metrics,
@@ -76,12 +76,14 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     dm.setup()  # reads the data now: a missing data set fails before anything trains
     module = build_module(cfg, view_maker)
 
+    clock = PretrainClock()  # pretraining time, kept across resumes
     callbacks: list[L.Callback] = [
         EpochProgressBar(),
         # last.ckpt after every epoch, overwritten in place (atomically). Not save_last=True with
         # save_top_k=0: Lightning then writes last.ckpt only when training ends.
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
         RNGState(cfg.seed),
+        clock,
         FiniteLoss(),
     ]
     if cfg.eval.online_probe:
@@ -102,10 +104,9 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],
     )
 
-    start = time.perf_counter()
     # weights_only=False: the run's own checkpoint, which carries the numpy/python RNG states.
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
-    pretrain_seconds = time.perf_counter() - start
+    pretrain_seconds = clock.seconds
 
     results: dict[str, Any] = {}
     if trainer.is_global_zero:

@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import random
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,35 @@ class RNGState(L.Callback):
                 stacklevel=2,
             )
         _set_rng_states(ranks[rank % len(ranks)])
+
+
+class PretrainClock(L.Callback):
+    """Pretraining wall time, carried in the checkpoint so that a resumed run adds to it.
+
+    ``seconds`` is the time of the earlier fits up to their last checkpoint plus this fit's; a
+    killed and resumed run reports the time of all its epochs (the killed epoch's partial time,
+    redone after the resume, is counted once).
+    """
+
+    def __init__(self) -> None:
+        self.earlier = 0.0
+        self._start: float | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.earlier, self._start = self.seconds, None
+
+    @property
+    def seconds(self) -> float:
+        return self.earlier + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.earlier = float(state_dict["seconds"])
 
 
 def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:

@@ -43,8 +43,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> No
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
-    epoch_at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
-    assert epoch_at_kill < 19
+    at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert at_kill["epoch"] < 19
+    seconds_before = at_kill["callbacks"]["PretrainClock"]["seconds"]
 
     p = subprocess.run(_cmd(killed), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -52,6 +53,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> No
     want = json.loads((ref / "results.json").read_text())
     got = json.loads((killed / "results.json").read_text())
     assert got["steps"] == want["steps"] and got["epochs"] == want["epochs"]
+    # The time of the epochs before the kill counts too, not only the resumed part.
+    assert got["pretrain_seconds"] > seconds_before > 0
     for key, value in want["metrics"].items():
         assert got["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
