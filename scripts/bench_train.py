@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import torch.multiprocessing as mp
 
@@ -44,20 +45,16 @@ MODEL = [
 ]
 
 
-class StepTimes:
-    """Wall-clock time at the start of every training batch (a Lightning callback)."""
+class StepTimes(L.Callback):
+    """Wall-clock time at the start of every training batch."""
 
     def __init__(self) -> None:
-        import lightning as L
-
-        class _CB(L.Callback):
-            def on_train_batch_start(cb, trainer, *args: Any) -> None:  # noqa: N805
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                self.starts.append(time.perf_counter())
-
         self.starts: list[float] = []
-        self.callback = _CB()
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.starts.append(time.perf_counter())
 
     def median_step(self, warmup: int) -> float:
         gaps = [b - a for a, b in zip(self.starts[warmup:], self.starts[warmup + 1 :], strict=False)]
@@ -65,7 +62,6 @@ class StepTimes:
 
 
 def _fit(overrides: list[str], trainer_kwargs: dict[str, Any], steps: int, warmup: int) -> float:
-    import lightning as L
     from hydra import compose, initialize_config_dir
 
     from selfsup.build import build_datamodule, build_module, build_view_maker
@@ -85,7 +81,7 @@ def _fit(overrides: list[str], trainer_kwargs: dict[str, Any], steps: int, warmu
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer.callback],
+        callbacks=[timer],
         default_root_dir=tempfile.mkdtemp(),
         **trainer_kwargs,
     )

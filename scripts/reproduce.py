@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from selfsup.reproduce import TABLES, Table, missing, overrides, plot, run_name, to_markdown  # noqa: E402
+from selfsup.reproduce import TABLES, Table, finished, missing, overrides, plot, run_name, to_markdown  # noqa: E402
 
 
 def launch(table: Table, folder: Path, launcher: str, extra: list[str]) -> None:
@@ -84,16 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     folder = (args.dir or ROOT / "reproduce" / args.table).resolve()
     if not args.collect_only:
         launch(table, folder, args.launcher, extra)
-    left = missing(folder, table)
+    done = finished(folder, table)  # read once, after the launches
+    left = [r for r in table.runs() if r not in done]
     if len(left) == len(table.runs()):
         print(f"{args.table}: no finished run under {folder}", file=sys.stderr)
         return 1
-    text = to_markdown(folder, table)
+    text = to_markdown(done, table)
     if left:
         text += f"\n{len(left)} of {len(table.runs())} runs not finished: {', '.join(run_name(*r) for r in left)}\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.table}.md").write_text(text)
-    plot(folder, table, args.out / f"{args.table}.png")
+    plot(done, table, args.out / f"{args.table}.png")
     print(text)
     print(f"wrote {args.out / (args.table + '.md')} and {args.out / (args.table + '.png')}")
     return 0

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ class Table:
     seeds: tuple[int, ...]
     published: Published
     budget: str  # how our runs differ from the source's, stated in the table
-    overrides: tuple[str, ...] = field(default=())
 
     def runs(self) -> list[tuple[str, int, int]]:
         """(loss, batch, seed) of every run, seed-major: a partial table has whole seeds."""
@@ -72,7 +70,7 @@ DCL_REPO = Published(
         ("dclw", 64): 82.68,
         ("dclw", 128): 83.5,
         ("dclw", 256): 82.7,
-    },  # fmt: skip
+    },
 )
 LIGHTLY = Published(
     source="lightly docs",
@@ -86,7 +84,7 @@ LIGHTLY = Published(
         ("ntxent", 512): 84.8,
         ("dcl", 512): 84.0,
         ("dclw", 512): 82.4,
-    },  # fmt: skip
+    },
 )
 
 TABLES = {
@@ -136,18 +134,17 @@ def run_name(loss: str, batch: int, seed: int) -> str:
 
 def overrides(table: Table, loss: str, batch: int, seed: int) -> list[str]:
     """The ``train.py`` overrides of one run of ``table``."""
-    return [f"experiment={table.experiment}", f"loss={loss}", f"data.batch_size={batch}", f"seed={seed}",
-            *table.overrides]  # fmt: skip
+    return [f"experiment={table.experiment}", f"loss={loss}", f"data.batch_size={batch}", f"seed={seed}"]
 
 
-def finished(folder: Path, table: Table) -> dict[tuple[str, int, int], dict[str, Any]]:
+def finished(folder: Path, table: Table) -> Done:
     """The finished runs of ``table`` under ``folder``, by (loss, batch, seed).
 
     A run counts where ``results.json`` exists (written last); one that records another
     experiment is skipped. Loss, batch size and seed are read from the run's own config and
     results, not from its folder name.
     """
-    out: dict[tuple[str, int, int], dict[str, Any]] = {}
+    out: Done = {}
     for path in sorted(folder.rglob(RESULTS)):
         cfg_path = path.parent / "config.yaml"
         if not cfg_path.is_file():
@@ -166,8 +163,13 @@ def missing(folder: Path, table: Table) -> list[tuple[str, int, int]]:
     return [r for r in table.runs() if r not in done]
 
 
+Done = dict[tuple[str, int, int], dict[str, Any]]  # what finished() returns
+
+
 @dataclass
 class Row:
+    """Values over seeds at one batch size (top-1 of a loss, or a paired gap) and the published one."""
+
     loss: str
     batch: int
     values: list[float]  # one per seed, in seed order
@@ -182,9 +184,8 @@ class Row:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
 
-def rows(folder: Path, table: Table) -> list[Row]:
+def rows(done: Done, table: Table) -> list[Row]:
     """One row per (loss, batch) with at least one finished run, in the table's order."""
-    done = finished(folder, table)
     out = []
     for loss in table.losses:
         for b in table.batches:
@@ -194,9 +195,13 @@ def rows(folder: Path, table: Table) -> list[Row]:
     return out
 
 
-def gaps(folder: Path, table: Table, loss: str = "dcl", base: str = "ntxent") -> list[dict[str, Any]]:
-    """``loss`` − ``base`` per batch size: paired by seed (ours), and the published difference."""
-    done = finished(folder, table)
+def published_gap(table: Table, batch: int, loss: str = "dcl", base: str = "ntxent") -> float | None:
+    p = table.published.top1
+    return p[(loss, batch)] - p[(base, batch)] if (loss, batch) in p and (base, batch) in p else None
+
+
+def gaps(done: Done, table: Table, loss: str = "dcl", base: str = "ntxent") -> list[Row]:
+    """``loss`` − ``base`` per batch size: paired by seed (ours), beside the published difference."""
     out = []
     for b in table.batches:
         paired = [
@@ -204,10 +209,8 @@ def gaps(folder: Path, table: Table, loss: str = "dcl", base: str = "ntxent") ->
             for s in table.seeds
             if (loss, b, s) in done and (base, b, s) in done
         ]
-        p = table.published.top1
-        theirs = p[(loss, b)] - p[(base, b)] if (loss, b) in p and (base, b) in p else None
         if paired:
-            out.append({"batch": b, "gaps": paired, "published": theirs})
+            out.append(Row(f"{loss}-{base}", b, paired, published_gap(table, b, loss, base)))
     return out
 
 
@@ -217,7 +220,7 @@ def _fmt(x: float | None, digits: int = 2, signed: bool = False) -> str:
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def to_markdown(folder: Path, table: Table) -> str:
+def to_markdown(done: Done, table: Table) -> str:
     p = table.published
     head = (
         f"**{table.name}** — {table.protocol}; ours: {table.budget}. "
@@ -227,7 +230,7 @@ def to_markdown(folder: Path, table: Table) -> str:
         "| loss | batch | ours top-1 (%) | seeds | published (%) | ours − published | protocol |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for r in rows(folder, table):
+    for r in rows(done, table):
         diff = r.mean - r.published if r.published is not None else None
         lines.append(
             f"| {LOSS_NAMES.get(r.loss, r.loss)} | {r.batch} | {r.mean:.2f} ± {r.std:.2f} | {len(r.values)} "
@@ -240,16 +243,14 @@ def to_markdown(folder: Path, table: Table) -> str:
         "| batch | ours DCL − SimCLR | seeds | published DCL − SimCLR |",
         "|---:|---:|---:|---:|",
     ]
-    for g in gaps(folder, table):
-        sd = statistics.stdev(g["gaps"]) if len(g["gaps"]) > 1 else 0.0
-        mean = statistics.fmean(g["gaps"])
+    for g in gaps(done, table):
         gap_lines.append(
-            f"| {g['batch']} | {mean:+.2f} ± {sd:.2f} | {len(g['gaps'])} | {_fmt(g['published'], signed=True)} |"
+            f"| {g.batch} | {g.mean:+.2f} ± {g.std:.2f} | {len(g.values)} | {_fmt(g.published, signed=True)} |"
         )
     return head + "\n".join(lines + gap_lines) + "\n"
 
 
-def plot(folder: Path, table: Table, out: Path) -> None:
+def plot(done: Done, table: Table, out: Path) -> None:
     """Top-1 against batch size per loss (ours filled, published hollow), and the DCL − SimCLR gap."""
     import matplotlib
 
@@ -257,9 +258,10 @@ def plot(folder: Path, table: Table, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax, gx) = plt.subplots(1, 2, figsize=(10, 4))
+    ours = rows(done, table)
     for i, loss in enumerate(table.losses):
         color = f"C{i}"
-        mine = [r for r in rows(folder, table) if r.loss == loss]
+        mine = [r for r in ours if r.loss == loss]
         ax.errorbar([r.batch for r in mine], [r.mean for r in mine], yerr=[r.std for r in mine], color=color,
                     marker="o", capsize=3, label=f"{LOSS_NAMES.get(loss, loss)} (ours)")  # fmt: skip
         pub = sorted((b, v) for (name, b), v in table.published.top1.items() if name == loss)
@@ -268,15 +270,11 @@ def plot(folder: Path, table: Table, out: Path) -> None:
     ticks = sorted(set(table.batches) | {b for _, b in table.published.top1})
     ax.set(xlabel="batch size", ylabel=f"{table.metric} (%)", title=f"{table.name} (published: {table.published.data})")
     ax.legend(fontsize=7)
-    g = gaps(folder, table)
-    gx.errorbar([x["batch"] for x in g], [statistics.fmean(x["gaps"]) for x in g],
-                yerr=[statistics.stdev(x["gaps"]) if len(x["gaps"]) > 1 else 0 for x in g],
-                marker="o", capsize=3, label="ours")  # fmt: skip
-    pub_gap = sorted(
-        (b, table.published.top1[("dcl", b)] - table.published.top1[("ntxent", b)])
-        for (name, b) in table.published.top1
-        if name == "dcl" and ("ntxent", b) in table.published.top1
-    )
+    g = gaps(done, table)
+    gx.errorbar([x.batch for x in g], [x.mean for x in g], yerr=[x.std for x in g], marker="o", capsize=3,
+                label="ours")  # fmt: skip
+    pub_gap = [(b, published_gap(table, b)) for b in sorted({b for _, b in table.published.top1})]
+    pub_gap = [(b, v) for b, v in pub_gap if v is not None]
     gx.plot([b for b, _ in pub_gap], [v for _, v in pub_gap], marker="o", mfc="none", ls="--",
             label=table.published.source)  # fmt: skip
     gx.axhline(0, color="grey", lw=0.5)
@@ -290,7 +288,3 @@ def plot(folder: Path, table: Table, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
-
-
-def table_names() -> Sequence[str]:
-    return sorted(TABLES)

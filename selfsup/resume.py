@@ -195,7 +195,7 @@ class FiniteLoss(L.Callback):
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, i: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        value = float(loss.detach().float().max()) if loss is not None else 0.0
+        value = float(loss.detach()) if loss is not None else 0.0
         bad = not math.isfinite(value)
         # Every rank stops together (one raising alone would leave the others waiting on it).
         if trainer.strategy.reduce_boolean_decision(bad, all=False):

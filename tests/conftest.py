@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,6 +33,13 @@ TINY = [
 ]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def free_port() -> int:
+    """A TCP port free on this host now (for a gloo rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def compose_cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, free_port
 from tests.test_train_options import assert_complete_run_dir
 
 pytestmark = pytest.mark.distributed
@@ -30,12 +29,6 @@ DDP_CPU = [
     *TINY,
 ]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _check(run_dir: Path) -> None:
@@ -63,7 +56,7 @@ def test_train_py_with_two_cpu_processes(tmp_path: Path) -> None:
 
 def test_two_torchrun_nodes_form_one_run(tmp_path: Path) -> None:
     """Two `torchrun --nnodes 2` agents on this host: Lightning reads RANK/WORLD_SIZE from them."""
-    run_dir, port = tmp_path / "run", _free_port()
+    run_dir, port = tmp_path / "run", free_port()
     overrides = [*DDP_CPU, "trainer.devices=1", "trainer.num_nodes=2", f"hydra.run.dir={run_dir}"]
     agents = [
         subprocess.Popen(

@@ -50,7 +50,7 @@ def test_collect_pairs_seeds_and_sets_ours_beside_the_published_numbers(tmp_path
     assert set(finished(tmp_path, SMALL)) == {("ntxent", 32, 0), ("ntxent", 32, 1), ("dcl", 32, 0), ("dcl", 32, 1),
                                               ("dcl", 256, 0)}  # fmt: skip
     assert missing(tmp_path, SMALL) == [("ntxent", 256, 0), ("ntxent", 256, 1), ("dcl", 256, 1)]
-    md = to_markdown(tmp_path, SMALL)
+    md = to_markdown(finished(tmp_path, SMALL), SMALL)
     # SimCLR at 32: 81.00 ± 1.41 over 2 seeds; published 78.3, so +2.70.
     assert "| SimCLR (NT-Xent) | 32 | 81.00 ± 1.41 | 2 | 78.30 | +2.70 | linear |" in md
     assert "| DCL | 32 | 85.50 ± 0.71 | 2 | 84.60 | +0.90 | linear |" in md

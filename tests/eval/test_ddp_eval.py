@@ -8,7 +8,6 @@ still count it once.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch.multiprocessing as mp
 from selfsup.build import build_datamodule, build_metric_callbacks, build_module, build_view_maker
 from selfsup.eval.gather import gather_unique
 from selfsup.eval.online_probe import OnlineLinearProbe
-from tests.conftest import TINY, compose_cfg
+from tests.conftest import TINY, compose_cfg, free_port
 
 WORLD = 2
 # 449 held-out digits (an odd count: the sampler pads), kNN due at this validation.
@@ -71,15 +70,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     torch.save({"metrics": metrics, "seen": seen}, Path(out) / f"rank{rank}.pt")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.distributed
 def test_held_out_metrics_of_two_ranks_equal_one_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     single, seen = _validate(1)
 
@@ -120,7 +113,7 @@ def _gather_worker(rank: int, port: int, out: str) -> None:
 
 @pytest.mark.distributed
 def test_gather_unique_keeps_each_sample_once_in_index_order(tmp_path: Path) -> None:
-    mp.spawn(_gather_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_gather_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     for r in range(WORLD):
         got: dict[str, Any] = torch.load(tmp_path / f"rank{r}.pt")
         assert got["index"].tolist() == [0, 1, 2, 3, 4]

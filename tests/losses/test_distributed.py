@@ -6,7 +6,6 @@ Also with CutMix soft targets, the mix drawn within each rank's batch.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import torch.multiprocessing as mp
 
 from selfsup.augment import Mix
 from selfsup.losses import DCL, DCLW, NTXent
+from tests.conftest import free_port
 
 WORLD, B, V, D = 2, 5, 3, 6
 LOSSES = {
@@ -63,15 +63,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.distributed
 def test_gathered_negatives_equal_the_single_process_objective(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     for name, make, mix in [(n, m, mix) for n, m in LOSSES.items() for mix in (None, _mix(None))]:
         z = _global_batch().reshape(V * WORLD * B, D).clone().requires_grad_(True)
