@@ -24,6 +24,10 @@ def test_wandb_offline_run_holds_metrics_config_and_final_table(composed, tmp_pa
     import wandb
 
     assert wandb.run is None, "the wandb run was left open: the next job of a sweep would log into it"
+    # finish() only tells wandb-core the run is done; its writer closes the .wandb file on its own
+    # time (CI once read it before "stream: finishing up"). Teardown waits for wandb-core to exit,
+    # as it does at the end of every train.py process.
+    wandb.teardown()
     logs = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(logs) == 1, _listing(run_dir)
     log = logs[0]
