@@ -60,7 +60,9 @@ ReturnToService=2
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
-    pgrep -x slurmctld >/dev/null || slurmctld
+    # -c: a fresh cluster. Jobs saved by one that was stopped (or whose machine was) are not
+    # brought back to run again.
+    pgrep -x slurmctld >/dev/null || slurmctld -c
     pgrep -x slurmd >/dev/null || slurmd
     for _ in $(seq 60); do
         if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
@@ -76,10 +78,15 @@ EOF
 
 stop() {
     need_root stop
+    # The cluster's jobs end with it (scontrol shutdown alone leaves their slurmstepd running).
+    squeue -h -o %A 2>/dev/null | xargs -r scancel 2>/dev/null || true
     scontrol shutdown 2>/dev/null || true
-    pkill -x slurmd 2>/dev/null || true
-    pkill -x slurmctld 2>/dev/null || true
-    pkill -x munged 2>/dev/null || true
+    local name
+    for name in slurmd slurmctld munged; do
+        pkill -x "$name" 2>/dev/null || true
+        # Gone before returning, so that a start right after starts a new one.
+        for _ in $(seq 30); do pgrep -x "$name" >/dev/null || break; sleep 1; done
+    done
 }
 
 case "${1:-}" in

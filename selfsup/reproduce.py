@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,23 @@ def finished(folder: Path, table: Table) -> Done:
         if results["choices"].get("experiment", table.experiment) != table.experiment:
             continue
         key = (results["choices"]["loss"], int(cfg["data"]["batch_size"]), int(results["seed"]))
-        out[key] = results
+        out[key] = {**results, "extra_overrides": extra_overrides(path.parent)}
     return out
+
+
+# What every run of a table is given (overrides()) or what only says where it runs.
+_RUN_KEYS = ("experiment=", "loss=", "data.batch_size=", "seed=", "launcher=", "hydra.")
+
+
+def extra_overrides(run_dir: Path) -> list[str]:
+    """The run's command-line overrides beyond the table's own (``-- trainer.max_epochs=2`` and the like).
+
+    Read from Hydra's record of the run (``.hydra/overrides.yaml``); none where there is no record.
+    """
+    recorded = run_dir / ".hydra" / "overrides.yaml"
+    if not recorded.is_file():
+        return []
+    return [o for o in yaml.safe_load(recorded.read_text()) or [] if not o.lstrip("+~").startswith(_RUN_KEYS)]
 
 
 def missing(folder: Path, table: Table) -> list[tuple[str, int, int]]:
@@ -226,6 +242,9 @@ def to_markdown(done: Done, table: Table) -> str:
         f"**{table.name}** — {table.protocol}; ours: {table.budget}. "
         f"Published: {p.source}, {p.data}, {p.protocol}, {p.epochs} epochs.\n\n"
     )
+    changed = Counter(" ".join(res["extra_overrides"]) for res in done.values() if res["extra_overrides"])
+    for extra, n in changed.items():
+        head += f"{n} of {len(done)} runs changed the experiment config with `{extra}`.\n\n"
     lines = [
         "| loss | batch | ours top-1 (%) | seeds | published (%) | ours − published | protocol |",
         "|---|---:|---:|---:|---:|---:|---|",

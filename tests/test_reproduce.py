@@ -58,6 +58,19 @@ def test_collect_pairs_seeds_and_sets_ours_beside_the_published_numbers(tmp_path
     # The published gap at 32 is 84.6 - 78.3 = 6.3; at 256 there is no SimCLR run of ours.
     assert "| 32 | +4.50 ± 0.71 | 2 | +6.30 |" in md
     assert "| 256 |" not in md.split("DCL − SimCLR, paired")[1]
+    assert "changed the experiment config" not in md  # no record of other overrides
+
+
+def test_runs_given_more_overrides_say_so(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "dcl", 32, 0, 85.0)
+    _fake_run(tmp_path, "ntxent", 32, 0, 84.0)
+    hydra = tmp_path / "somewhere_dcl_32_0" / ".hydra"
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text(yaml.safe_dump(
+        ["experiment=dcl_batch_reduced", "loss=dcl", "data.batch_size=32", "seed=0", "launcher=slurm",
+         "trainer.max_epochs=50", "+trainer.fast_dev_run=false"]))  # fmt: skip
+    md = to_markdown(finished(tmp_path, SMALL), SMALL)
+    assert "1 of 2 runs changed the experiment config with `trainer.max_epochs=50 +trainer.fast_dev_run=false`." in md
 
 
 def test_every_table_names_an_experiment_config_and_published_rows() -> None:
@@ -85,6 +98,7 @@ def test_reproduce_launches_missing_runs_then_only_collects(tmp_path: Path, data
     for name in ("ntxent_b32_s0", "dcl_b32_s0"):
         assert_complete_run_dir(tmp_path / "runs" / name)
     md = (tmp_path / "out" / "dcl_batch_reduced.md").read_text()
+    assert "2 of 2 runs changed the experiment config with `trainer.max_epochs=" in md  # the tiny budget, stated
     assert "| SimCLR (NT-Xent) | 32 |" in md and "| 1 | 78.30 |" in md and "| 1 | 84.60 |" in md
     assert "| 32 |" in md.split("DCL − SimCLR, paired")[1] and "| 1 | +6.30 |" in md
     assert (tmp_path / "out" / "dcl_batch_reduced.png").stat().st_size > 10_000
