@@ -100,7 +100,7 @@ TABLES = {
             batches=(32, 128, 512),
             seeds=(0, 1, 2),
             published=DCL_REPO,
-            budget="Fashion-MNIST, small CNN, 8 epochs of 5 % of the batches (24k images seen), 2 CPU cores; "
+            budget="Fashion-MNIST, small CNN, 8 epochs of 5 % of the batches (20–24k images seen), 2 CPU cores; "
             "the source: CIFAR-10, ResNet-18, 100 epochs",
         ),
         Table(

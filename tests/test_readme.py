@@ -135,12 +135,16 @@ def _run_reproduce(cmd: str, tmp_path: Path, data_roots: dict[str, Path]) -> Non
     if "--launcher slurm" in cmd:
         return  # tests/test_reproduce.py::test_reproduce_on_slurm, against a real SLURM
     args = shlex.split(cmd)[2:]
+    # The command's own train.py overrides (after `--`) are kept; TINY shortens the rest.
+    own_train = args[args.index("--") + 1 :] if "--" in args else []
+    args = args[: args.index("--")] if "--" in args else args
     table = TABLES[args[0]]
-    subset = ["--losses", table.losses[0], "--seeds", "0"] + (
-        [] if "--batches" in args else ["--batches", str(table.batches[0])]
-    )
+    batch = args[args.index("--batches") + 1] if "--batches" in args else str(table.batches[0])
+    subset = ["--losses", table.losses[0], "--seeds", "0", "--batches", batch]
     data = "cifar10" if "cifar10" in table.name else "fashion_mnist"
-    train = [t for t in TINY if not t.startswith("data.batch_size=")] + [f"data.root={data_roots[data]}"]
+    tiny = [t for t in TINY if not t.startswith("data.batch_size=")]
+    shortened = {t.split("=", 1)[0] for t in tiny}  # a longer budget is not what this test checks
+    train = [*tiny, *(o for o in own_train if o.split("=", 1)[0] not in shortened), f"data.root={data_roots[data]}"]
     if data == "cifar10":
         train += ["trainer=cpu", "data.num_workers=0"]  # the GPU tables' runs, on this CPU
     argv = [sys.executable, "scripts/reproduce.py", *args, *subset, "--dir", str(tmp_path / "reproduce" / table.name),
@@ -148,7 +152,9 @@ def _run_reproduce(cmd: str, tmp_path: Path, data_roots: dict[str, Path]) -> Non
     p = _run(argv)
     assert p.returncode == 0, f"{cmd}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
     md = (tmp_path / "reproduce_out" / f"{table.name}.md").read_text()
-    assert f"| SimCLR (NT-Xent) | {table.batches[0]} |" in md, md
+    assert f"| SimCLR (NT-Xent) | {batch} |" in md, md
+    said = re.search(r"1 of 1 runs changed the experiment config with `(.*)`", md)
+    assert said and said.group(1).split() == train, f"{cmd}: the report does not name the run's overrides\n{md}"
 
 
 def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:
