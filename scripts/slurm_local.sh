@@ -13,6 +13,9 @@ set -euo pipefail
 STATE=${SLURM_LOCAL_STATE:-/var/lib/selfsup-slurm}
 CONF=/etc/slurm/slurm.conf
 
+# A live process of this name (a zombie left by a daemon's fork does not count).
+alive() { [ -n "$(ps -C "$1" -o stat= 2>/dev/null | grep -v '^Z')" ]; }
+
 need_root() {
     if [ "$(id -u)" != 0 ]; then
         echo "slurm_local.sh $1: needs root (it starts munged, slurmctld and slurmd)" >&2
@@ -36,7 +39,7 @@ start() {
     fi
     chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
     chmod 400 /etc/munge/munge.key
-    pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged
+    alive munged || su -s /bin/sh munge -c /usr/sbin/munged
     cat >"$CONF" <<EOF
 # Written by scripts/slurm_local.sh: one node, this host.
 ClusterName=selfsup
@@ -57,13 +60,19 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+KillWait=5
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
-    # -c: a fresh cluster. Jobs saved by one that was stopped (or whose machine was) are not
-    # brought back to run again.
-    pgrep -x slurmctld >/dev/null || slurmctld -c
-    pgrep -x slurmd >/dev/null || slurmd
+    if ! alive slurmctld; then
+        # No controller: whatever slurmd or slurmstepd is left belongs to a cluster that is gone (a
+        # slurmd still shutting down never registers with the new controller; the node stays unk*).
+        end_daemons slurmd slurmstepd
+        # -c: a fresh cluster. Jobs saved by one that was stopped (or whose machine was) are not
+        # brought back to run again.
+        slurmctld -c
+    fi
+    alive slurmd || slurmd
     for _ in $(seq 60); do
         if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
             sinfo
@@ -76,17 +85,29 @@ EOF
     exit 1
 }
 
+# SIGTERM, up to 30 s to exit, then SIGKILL: gone before returning, so that a start right after
+# starts new ones.
+end_daemons() {
+    local name
+    for name in "$@"; do
+        pkill -x "$name" 2>/dev/null || true
+        for _ in $(seq 30); do alive "$name" || continue 2; sleep 1; done
+        echo "slurm_local.sh: $name did not exit in 30 s; killing it" >&2
+        pkill -9 -x "$name" 2>/dev/null || true
+        for _ in $(seq 10); do alive "$name" || continue 2; sleep 1; done
+    done
+}
+
 stop() {
     need_root stop
-    # The cluster's jobs end with it (scontrol shutdown alone leaves their slurmstepd running).
-    squeue -h -o %A 2>/dev/null | xargs -r scancel 2>/dev/null || true
+    # The cluster's jobs end with it (scontrol shutdown alone leaves their slurmstepd running), and
+    # the controller stays up until they have: a cancelled step reports its end to slurmctld, and
+    # without one its slurmstepd (and so slurmd) lingers for minutes.
+    if squeue -h -o %A 2>/dev/null | xargs -r scancel 2>/dev/null; then
+        for _ in $(seq 60); do [ -z "$(squeue -h -o %A 2>/dev/null)" ] && break; sleep 1; done
+    fi
     scontrol shutdown 2>/dev/null || true
-    local name
-    for name in slurmd slurmctld munged; do
-        pkill -x "$name" 2>/dev/null || true
-        # Gone before returning, so that a start right after starts a new one.
-        for _ in $(seq 30); do pgrep -x "$name" >/dev/null || break; sleep 1; done
-    done
+    end_daemons slurmd slurmstepd slurmctld munged
 }
 
 case "${1:-}" in

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -73,3 +75,28 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "stl10": fake_data.make_stl10(base / "stl10"),
         "imagefolder": fake_data.make_image_folder(base / "folder"),
     }
+
+
+def _slurm_idle() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    p = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return p.returncode == 0 and "idle" in p.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[bool]:
+    """A running, idle SLURM: the one there is, or one started here once per test session (and stopped
+    at its end). Yields whether this session started it (and so may stop and start it)."""
+    script = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]
+    started = False
+    if not _slurm_idle():
+        if os.geteuid() != 0:
+            pytest.skip("needs root to start SLURM (scripts/slurm_local.sh start), or a running idle SLURM")
+        p = subprocess.run([*script, "start"], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+        started = True
+    assert _slurm_idle()
+    yield started
+    if started:
+        subprocess.run([*script, "stop"], capture_output=True, text=True)

@@ -12,7 +12,6 @@ import yaml
 
 from selfsup.reproduce import DCL_REPO, TABLES, Table, finished, missing, to_markdown
 from tests.conftest import ROOT, TINY
-from tests.test_slurm import slurm  # noqa: F401  (the fixture)
 from tests.test_train_options import assert_complete_run_dir
 
 SMALL = Table(
@@ -118,7 +117,7 @@ def test_reproduce_refuses_what_the_table_does_not_have(tmp_path: Path) -> None:
 
 
 @pytest.mark.slurm
-def test_reproduce_on_slurm(slurm, tmp_path: Path, data_roots: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_reproduce_on_slurm(slurm, tmp_path: Path, data_roots: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
     p = _reproduce(tmp_path, data_roots, "--seeds", "0", "--launcher", "slurm")
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     for name in ("ntxent_b32_s0", "dcl_b32_s0"):
