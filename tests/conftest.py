@@ -20,6 +20,7 @@ from tests import fake_data
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+SLURM_LOCAL = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]  # + start|stop|status
 
 # Settings that make any run finish in seconds on a CPU.
 TINY = [
@@ -88,15 +89,14 @@ def _slurm_idle() -> bool:
 def slurm() -> Iterator[bool]:
     """A running, idle SLURM: the one there is, or one started here once per test session (and stopped
     at its end). Yields whether this session started it (and so may stop and start it)."""
-    script = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]
     started = False
     if not _slurm_idle():
         if os.geteuid() != 0:
             pytest.skip("needs root to start SLURM (scripts/slurm_local.sh start), or a running idle SLURM")
-        p = subprocess.run([*script, "start"], capture_output=True, text=True)
+        p = subprocess.run([*SLURM_LOCAL, "start"], capture_output=True, text=True)
         assert p.returncode == 0, p.stdout + p.stderr
         started = True
     assert _slurm_idle()
     yield started
     if started:
-        subprocess.run([*script, "stop"], capture_output=True, text=True)
+        subprocess.run([*SLURM_LOCAL, "stop"], capture_output=True, text=True)

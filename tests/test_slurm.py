@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, SLURM_LOCAL, TINY
 from tests.test_readme import _train_argv, readme_commands
 from tests.test_train_options import assert_complete_run_dir
 
@@ -71,11 +71,10 @@ def test_stop_with_a_running_job_then_start_gives_an_idle_empty_cluster(slurm: b
     slurmd outlived the stop, and the next start's node stayed unk*."""
     if not slurm:
         pytest.skip("the SLURM here was not started by this test session; not stopping it")
-    script = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]
     # Like a submitit job, it does not end on SIGTERM: it ends at the SIGKILL that follows.
     deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
-    deaf = f"srun {sys.executable} -c '{deaf}'"
-    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", deaf], capture_output=True, text=True,
+    wrap = f"srun {sys.executable} -c '{deaf}'"
+    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", wrap], capture_output=True, text=True,
                          check=True).stdout.strip()  # fmt: skip
     for _ in range(60):
         state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%t"], capture_output=True, text=True).stdout
@@ -84,11 +83,11 @@ def test_stop_with_a_running_job_then_start_gives_an_idle_empty_cluster(slurm: b
         time.sleep(1)
     else:
         pytest.fail(f"job {job} did not start")
-    stop = subprocess.run([*script, "stop"], capture_output=True, text=True, timeout=300)
+    stop = subprocess.run([*SLURM_LOCAL, "stop"], capture_output=True, text=True, timeout=300)
     assert stop.returncode == 0, stop.stderr
     left = [d for d in ("slurmctld", "slurmd", "slurmstepd", "munged") if _alive(d)]
     assert not left, f"still running after stop: {left}"
-    start = subprocess.run([*script, "start"], capture_output=True, text=True, timeout=300)
+    start = subprocess.run([*SLURM_LOCAL, "start"], capture_output=True, text=True, timeout=300)
     assert start.returncode == 0, start.stdout + start.stderr
     assert "idle" in start.stdout
     assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""
