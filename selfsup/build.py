@@ -78,15 +78,29 @@ def _check_trainer(t: DictConfig) -> None:
         raise ConfigError(f"trainer.precision={t.precision} needs a GPU; on the CPU use 32-true or bf16-mixed")
 
 
+# Key names that hold credentials whatever their value, and suffixes that do when the value
+# looks like one (a long string without spaces): `wandb_api_key`, `hf_token: hf_abc...`, but
+# not a timm ViT's `class_token: true` or a `max_tokens: 77`.
+SECRET_NAMES = ("api_key", "apikey", "password", "passwd", "secret", "secret_key", "access_key")
+TOKEN_SUFFIXES = ("token", "_token", "-token")
+
+
+def _looks_like_credential(value: Any) -> bool:
+    return isinstance(value, str) and len(value) >= 16 and not any(c.isspace() for c in value)
+
+
 def _secret_keys(node: Any, prefix: str = "") -> list[str]:
-    """Dotted keys that look like credentials (``api_key``, ``password``, ``token``)."""
+    """Dotted keys that hold credentials: a secret name, or ``*_token`` set to a credential-like string."""
     found: list[str] = []
     if isinstance(node, DictConfig):
         for key in node:
             path = prefix + str(key)
-            if any(word in path.rsplit(".", 1)[-1].lower() for word in ("api_key", "apikey", "password", "token")):
+            name = str(key).lower()
+            child = node._get_node(key)  # no interpolation resolved
+            value = child._value() if child is not None and not isinstance(child, DictConfig) else None
+            if name.endswith(SECRET_NAMES) or (name.endswith(TOKEN_SUFFIXES) and _looks_like_credential(value)):
                 found.append(path)
-            found += _secret_keys(node._get_node(key), path + ".")  # no interpolation resolved
+            found += _secret_keys(child, path + ".")
     return found
 
 

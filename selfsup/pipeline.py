@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig
 
@@ -22,13 +21,13 @@ from selfsup.build import (
     final_evaluation,
     save_config,
 )
+from selfsup.dist import launcher_rank_zero
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import format_table, table_columns
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
     AtomicCheckpointIO,
     FiniteLoss,
-    PretrainClock,
     RNGState,
     checkpoint_step,
     read_metrics,
@@ -50,7 +49,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     try:
         return _run(cfg, run_dir, loss_choice)
     except BaseException as e:
-        if _is_rank_zero():
+        if launcher_rank_zero():
             mark_failed(run_dir, e)
         raise
 
@@ -59,7 +58,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     check_config(cfg, loss_choice)
     # Under DDP every process runs this; the run directory is rank 0's to write (the rank comes
     # from the launcher's environment: RANK, LOCAL_RANK or SLURM_PROCID, as Lightning reads it).
-    lead = _is_rank_zero()
+    lead = launcher_rank_zero()
     if lead:
         clear_failed(run_dir)
     resolved = save_config(cfg, run_dir, write=lead)
@@ -76,7 +75,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     dm.setup()  # reads the data now: a missing data set fails before anything trains
     module = build_module(cfg, view_maker)
 
-    clock = PretrainClock()  # pretraining time, kept across resumes
+    clock = Timer(verbose=False)  # pretraining time; its checkpointed state adds the time before a resume
     callbacks: list[L.Callback] = [
         EpochProgressBar(),
         # last.ckpt after every epoch, overwritten in place (atomically). Not save_last=True with
@@ -106,7 +105,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 
     # weights_only=False: the run's own checkpoint, which carries the numpy/python RNG states.
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
-    pretrain_seconds = clock.seconds
+    pretrain_seconds = clock.time_elapsed("train")
 
     results: dict[str, Any] = {}
     if trainer.is_global_zero:
@@ -137,18 +136,6 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         if isinstance(lg, WandbLogger):  # close the wandb run: the next job of a sweep starts its own
             lg.experiment.finish()
     return results
-
-
-def _is_rank_zero() -> bool:
-    """Rank 0 of the launcher's environment (Lightning's order: RANK, LOCAL_RANK, SLURM_PROCID).
-
-    Known before the trainer starts. On a node other than the first, launched without torchrun
-    or SLURM, LOCAL_RANK 0 also counts as rank 0 here: it rewrites the same files, atomically.
-    """
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        if key in os.environ:
-            return int(os.environ[key]) == 0
-    return True
 
 
 def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path) -> None:

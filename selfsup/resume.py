@@ -12,7 +12,6 @@ import csv
 import math
 import os
 import random
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ import torch
 import torch.distributed as dist
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
+
+from selfsup.dist import rank, world_size
 
 LAST = "last.ckpt"
 
@@ -88,51 +89,22 @@ class RNGState(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         mine = _rng_states()
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if world_size() == 1:
             return {"ranks": [mine]}
-        ranks: list[Any] = [None] * dist.get_world_size()
+        ranks: list[Any] = [None] * world_size()
         dist.all_gather_object(ranks, mine)  # every rank saves (rank 0 writes the file)
         return {"ranks": ranks}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         ranks = state_dict.get("ranks", [state_dict])  # a checkpoint from before per-rank states
-        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        world = world_size()
         if len(ranks) != world:
             warnings.warn(
                 f"the checkpoint holds RNG states of {len(ranks)} rank(s), this run has {world}: "
                 "the resumed views will differ from an uninterrupted run's",
                 stacklevel=2,
             )
-        _set_rng_states(ranks[rank % len(ranks)])
-
-
-class PretrainClock(L.Callback):
-    """Pretraining wall time, carried in the checkpoint so that a resumed run adds to it.
-
-    ``seconds`` is the time of the earlier fits up to their last checkpoint plus this fit's; a
-    killed and resumed run reports the time of all its epochs (the killed epoch's partial time,
-    redone after the resume, is counted once).
-    """
-
-    def __init__(self) -> None:
-        self.earlier = 0.0
-        self._start: float | None = None
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.earlier, self._start = self.seconds, None
-
-    @property
-    def seconds(self) -> float:
-        return self.earlier + (time.perf_counter() - self._start if self._start is not None else 0.0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.earlier = float(state_dict["seconds"])
+        _set_rng_states(ranks[rank() % len(ranks)])
 
 
 def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:

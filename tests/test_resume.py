@@ -45,7 +45,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> No
     assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert at_kill["epoch"] < 19
-    seconds_before = at_kill["callbacks"]["PretrainClock"]["seconds"]
+    seconds_before = at_kill["callbacks"]["Timer"]["time_elapsed"]["train"]
 
     p = subprocess.run(_cmd(killed), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]

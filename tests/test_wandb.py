@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from selfsup.build import ConfigError
+from selfsup.build import ConfigError, build_backbone, check_config
 from selfsup.pipeline import run
 from tests.wandb_records import config, history
 
@@ -66,3 +67,33 @@ def test_a_credential_in_the_config_is_refused_before_anything_is_written(compos
     with pytest.raises(ConfigError, match="logger.wandb.api_key: credentials never go in a config"):
         run(cfg, tmp_path / "run", loss_choice="ntxent")
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("+logger.wandb.password=hunter2", "logger.wandb.password"),
+        ("+logger.wandb.hf_token=hf_aBcDeFgHiJkLmNoPqRsT", "logger.wandb.hf_token"),
+        ("+logger.wandb.client_secret=x", "logger.wandb.client_secret"),
+    ],
+)
+def test_secret_names_and_credential_like_tokens_are_refused(composed, override, key) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=f"{key}: credentials never go in a config"):
+        check_config(composed("logger=wandb", override), "ntxent")
+
+
+def test_a_vit_class_token_is_not_a_credential(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Keys merely containing "token" (timm's class_token, a max_tokens count) are model settings."""
+    cfg = composed(
+        "backbone=timm",
+        "backbone.name=vit_tiny_patch16_224",
+        "+backbone.model_kwargs.img_size=8",
+        "+backbone.model_kwargs.patch_size=4",
+        "+backbone.model_kwargs.class_token=true",
+        "+backbone.model_kwargs.no_embed_class=true",
+        "+logger.csv.max_tokens=77",
+        "+logger.csv.hf_token=null",
+    )
+    check_config(cfg, "ntxent")
+    backbone = build_backbone(cfg)
+    assert backbone(torch.zeros(2, 1, 8, 8)).shape == (2, backbone.num_features)

@@ -6,7 +6,7 @@ transfer; ``augment.backend=torchvision`` makes them per sample in the DataLoade
 
 from typing import Any
 
-from selfsup.augment.cutmix import CutMix, Mix
+from selfsup.augment.cutmix import CutMix
 from selfsup.augment.randaugment import RandAugment
 from selfsup.augment.random_fields import RandomFields
 from selfsup.augment.recipe import ViewRecipe
@@ -29,7 +29,6 @@ def make_view_maker(backend: str = "batched", **kwargs: Any) -> ViewPipeline:
 __all__ = [
     "BACKENDS",
     "CutMix",
-    "Mix",
     "RandAugment",
     "RandomFields",
     "ViewMaker",

@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.augment import color
-from selfsup.augment.cutmix import CutMix, Mix
+from selfsup.augment.cutmix import CutMix
 from selfsup.augment.geometry import resized_crop, sample_crop_boxes
 from selfsup.augment.randaugment import RandAugment
 from selfsup.augment.random_fields import RandomFields
 from selfsup.augment.recipe import ViewRecipe, view_recipes
+from selfsup.mix import Mix
 
 
 @dataclass(frozen=True)

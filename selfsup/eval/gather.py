@@ -11,9 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from selfsup.dist import world_size
 
 
 def unique_by_index(rows: dict[str, Tensor]) -> dict[str, Tensor]:

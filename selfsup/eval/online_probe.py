@@ -10,7 +10,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.eval.gather import gather_unique, world_size
+from selfsup.dist import world_size
+from selfsup.eval.gather import gather_unique
 
 
 class OnlineLinearProbe(L.Callback):

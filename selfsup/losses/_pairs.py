@@ -10,26 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from selfsup.augment.cutmix import Mix
+from selfsup.dist import rank, world_size
+from selfsup.mix import Mix
 
 # Large finite negative used to mask logits: -inf would give NaN gradients in corner cases.
 MASK_VALUE = -1e9
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def gather_with_grad(x: Tensor) -> list[Tensor]:
     """All-gather ``x`` from every rank; gradients flow back to the rank that owns each slice."""
-    _, world = _world()
-    if world == 1:
+    if world_size() == 1:
         return [x]
     from torch.distributed.nn.functional import all_gather
 
@@ -121,12 +114,11 @@ def contrastive_pairs(
     # Logits in float32 at least: exp(s/τ) overflows fp16 for τ ≲ 0.09 (SPEC.md).
     z = F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=1)
     b = z.shape[0] // views
-    rank, _ = _world()
     parts = gather_with_grad(z) if gather_distributed else [z]
     # Each rank's block is (V*B, D) view-major; regroup to (V, N, D) in global image order.
     z_all = torch.cat([p.view(views, b, -1) for p in parts], dim=1)
     n = z_all.shape[1]
-    offset = rank * b if gather_distributed else 0
+    offset = rank() * b if gather_distributed else 0
 
     sim = z @ z_all.reshape(views * n, -1).T  # (V*B, V*N)
     dev = z.device

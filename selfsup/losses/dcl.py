@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from selfsup.augment.cutmix import Mix
 from selfsup.losses._pairs import MASK_VALUE, Pairs, contrastive_pairs
+from selfsup.mix import Mix
 
 
 class DCL(nn.Module):

@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from selfsup.augment import Mix
 from selfsup.losses import DCL, DCLW, NTXent
+from selfsup.mix import Mix
 from tests.conftest import free_port
 
 WORLD, B, V, D = 2, 5, 3, 6

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfsup.augment import Mix
 from selfsup.losses import DCL, DCLW, NTXent
 from selfsup.losses._pairs import soft_targets
+from selfsup.mix import Mix
 from tests.losses.reference import mixed_naive
 
 LOSSES = [NTXent(0.5), DCL(0.2), DCLW(0.2, sigma=0.5)]

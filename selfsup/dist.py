@@ -1,0 +1,39 @@
+"""Rank and world size: the one place the package asks who it is under DDP.
+
+Inside a running process group the answer comes from ``torch.distributed``. Before one exists
+(when the run directory is laid out, before the trainer starts) it comes from the launcher's
+environment, in Lightning's order: ``RANK`` (torchrun), ``LOCAL_RANK``, ``SLURM_PROCID``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch.distributed as dist
+
+
+def initialized() -> bool:
+    """A process group is running."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank in the running group; 0 without one."""
+    return dist.get_rank() if initialized() else 0
+
+
+def world_size() -> int:
+    """Processes in the running group; 1 without one."""
+    return dist.get_world_size() if initialized() else 1
+
+
+def launcher_rank_zero() -> bool:
+    """Rank 0 according to the launcher's environment, known before any process group starts.
+
+    On a node other than the first, launched without torchrun or SLURM, ``LOCAL_RANK`` 0 also
+    counts as rank 0 here: such a process rewrites the same run-directory files, atomically.
+    """
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
+    return True
