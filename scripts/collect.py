@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from selfsup.collect import load_runs, summarize, to_markdown  # noqa: E402
+from selfsup.run_dir import load_runs  # noqa: E402
+from selfsup.tools.collect import summarize, to_markdown  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,8 @@
 
 Runs go to ``--dir`` (default ``reproduce/TABLE``), one directory per loss, batch size and seed;
 unfinished ones resume from their last checkpoint. The report is written to ``--out``
-(``TABLE.md`` and ``TABLE.png``) and printed. Tables: see ``selfsup/reproduce.py``.
+(``TABLE.md`` and ``TABLE.png``) and printed. Tables: see ``selfsup/tools/reproduce.py``; the
+published numbers they are compared with: ``docs/published/``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from selfsup.reproduce import TABLES, Table, finished, missing, overrides, plot, run_name, to_markdown  # noqa: E402
+from selfsup.tools.reproduce import TABLES, Table, finished, missing, overrides, plot, run_name, to_markdown  # noqa: E402
 
 
 def launch(table: Table, folder: Path, launcher: str, extra: list[str]) -> None:

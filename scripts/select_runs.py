@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from selfsup.collect import load_runs  # noqa: E402
-from selfsup.selection import LABEL_FREE, PROBE, evaluate_selection, varying_settings  # noqa: E402
+from selfsup.run_dir import load_runs  # noqa: E402
+from selfsup.tools.selection import LABEL_FREE, PROBE, evaluate_selection, varying_settings  # noqa: E402
 
 
 def _ranks(values: list[float]) -> list[int]:

@@ -67,3 +67,18 @@ def mark_failed(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
 
 def clear_failed(run_dir: str | os.PathLike[str]) -> None:
     (Path(run_dir) / FAILED).unlink(missing_ok=True)
+
+
+def load_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every finished run below ``root``: its ``results.json``, with ``run_dir`` (its folder) added.
+
+    The one reader of ``results.json`` (``scripts/collect.py``, ``select_runs.py`` and
+    ``reproduce.py`` all use it). Unfinished runs have no ``results.json`` and are skipped;
+    runs are in path order.
+    """
+    runs = []
+    for path in sorted(Path(root).rglob(RESULTS)):
+        r = json.loads(path.read_text())
+        r["run_dir"] = str(path.parent)
+        runs.append(r)
+    return runs

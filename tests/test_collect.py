@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from selfsup.collect import load_runs, summarize
+from selfsup.run_dir import load_runs
+from selfsup.tools.collect import summarize
 from tests.conftest import ROOT
 
 

@@ -130,7 +130,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
 
 def _run_reproduce(cmd: str, tmp_path: Path, data_roots: dict[str, Path]) -> None:
     """A README reproduce command on one loss, batch size and seed of its table, tiny, on the CPU."""
-    from selfsup.reproduce import TABLES
+    from selfsup.tools.reproduce import TABLES
 
     if "--launcher slurm" in cmd:
         return  # tests/test_reproduce.py::test_reproduce_on_slurm, against a real SLURM

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfsup.reproduce import DCL_REPO, TABLES, Table, finished, missing, to_markdown
+from selfsup.tools.reproduce import (
+    DCL_REPO,
+    LIGHTLY,
+    PUBLISHED,
+    TABLES,
+    Table,
+    finished,
+    load_published,
+    missing,
+    to_markdown,
+)
 from tests.conftest import ROOT, TINY
 from tests.test_train_options import assert_complete_run_dir
 
@@ -79,6 +89,20 @@ def test_every_table_names_an_experiment_config_and_published_rows() -> None:
         assert len(t.seeds) >= 1 and t.metric in ("linear_top1", "knn_top1")
     assert len(TABLES["dcl_batch_reduced"].seeds) >= 3  # the DCL claim needs seeds
     assert min(TABLES["dcl_batch_reduced"].batches) == 32 and max(TABLES["dcl_batch_reduced"].batches) == 512
+
+
+def test_published_numbers_are_data_files_outside_the_configs() -> None:
+    """docs/published/*.yaml, each naming its source; not under configs/ (Hydra would offer them as options)."""
+    files = sorted(PUBLISHED.glob("*.yaml"))
+    assert files and not PUBLISHED.resolve().is_relative_to(ROOT / "configs")
+    for f in files:
+        p = load_published(f.stem)
+        assert p.source and p.reference and p.top1, f
+        assert all(0 < v <= 100 for v in p.top1.values()), f
+    loaded = [load_published(f.stem) for f in files]
+    assert all(t.published in loaded for t in TABLES.values())
+    assert DCL_REPO.top1[("ntxent", 32)] == 78.3 and DCL_REPO.top1[("dclw", 256)] == 82.7
+    assert LIGHTLY.top1[("ntxent", 128)] == 84.7 and LIGHTLY.top1[("dclw", 512)] == 82.4
 
 
 def _reproduce(tmp_path: Path, data_roots: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:

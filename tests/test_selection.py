@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfsup.collect import load_runs
-from selfsup.selection import evaluate_selection, varying_settings
+from selfsup.run_dir import load_runs
+from selfsup.tools.selection import evaluate_selection, varying_settings
 from tests.conftest import ROOT
 
 

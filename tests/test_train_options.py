@@ -183,7 +183,7 @@ def test_failed_marker_is_cleared_by_a_successful_rerun(composed, tmp_path) -> N
 
 
 def test_options_trained_elsewhere_are_run_by_the_readme_test() -> None:
-    from selfsup.reproduce import TABLES
+    from selfsup.tools.reproduce import TABLES
     from tests.test_readme import readme_commands
 
     local = [c.split() for c in readme_commands() if c.startswith("python scripts/reproduce.py")]

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from selfsup.augment import color
 from selfsup.augment.geometry import affine
 
-# Op -> magnitude at full strength, in torchvision's units (SPEC.md). Signed ops draw a sign.
+# Op -> magnitude at full strength, in torchvision's units (docs/algorithms.md#randaugment).
+# Signed ops draw a sign.
 _MAX = {
     "ShearX": 0.3,  # shear factor; applied as atan(factor) degrees about the top-left corner
     "ShearY": 0.3,

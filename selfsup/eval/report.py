@@ -20,6 +20,9 @@ from selfsup.metrics.rankme import rankme
 class EvalSettings:
     """Offline evaluation protocol (documented in the README).
 
+    The kNN protocol has no default here: ``configs/eval/default.yaml`` (``eval.knn_k``,
+    ``eval.knn_temperature``) is its one source, so every caller passes both.
+
     Attributes:
         knn_k: neighbours of the weighted kNN.
         knn_temperature: T of the kNN vote.
@@ -29,8 +32,8 @@ class EvalSettings:
         seed: seed of the probe's validation split.
     """
 
-    knn_k: int = 200
-    knn_temperature: float = 0.1
+    knn_k: int
+    knn_temperature: float
     probe_Cs: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
     probe_val_fraction: float = 0.2
     probe_max_iter: int = 1000

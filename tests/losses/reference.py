@@ -1,4 +1,5 @@
-"""Naive per-anchor loop implementations of the losses, written straight from SPEC.md."""
+"""Naive per-anchor loop implementations of the losses, written straight from the definitions
+in docs/algorithms.md (Contrastive objectives)."""
 
 from __future__ import annotations
 

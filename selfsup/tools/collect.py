@@ -1,26 +1,12 @@
-"""Gather finished runs (their ``results.json``) into one table, seeds averaged."""
+"""Gather finished runs (as :func:`selfsup.run_dir.load_runs` reads them) into one table, seeds averaged."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from selfsup.run_dir import RESULTS
-
 METRICS = ("linear_top1", "knn_top1", "rankme_backbone", "lidar_backbone", "pretrain_seconds")
-
-
-def load_runs(root: str | Path) -> list[dict[str, Any]]:
-    """Every finished run below ``root`` (unfinished ones have no results.json and are skipped)."""
-    runs = []
-    for path in sorted(Path(root).rglob(RESULTS)):
-        r = json.loads(path.read_text())
-        r["run_dir"] = str(path.parent)
-        runs.append(r)
-    return runs
 
 
 def _value(run: dict[str, Any], metric: str) -> float:
@@ -33,7 +19,7 @@ def summarize(
     """One row per combination of ``group_by`` choices, with mean and std over the rest (seeds).
 
     Args:
-        runs: as :func:`load_runs` returns.
+        runs: as :func:`selfsup.run_dir.load_runs` returns.
         group_by: choice keys (``loss``, ``data``, ...); default: every choice that varies.
 
     Returns:

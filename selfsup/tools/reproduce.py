@@ -3,11 +3,12 @@
 A table is a sweep of one experiment config (``configs/experiment/``) over losses, batch sizes
 and seeds. Its runs live in one folder, one run directory per (loss, batch, seed), so a table
 is launched once, resumed where runs are missing or unfinished, and collected at any time.
+The published numbers are data, one YAML file per source in ``docs/published/`` (outside
+``configs/``, which Hydra would read as config options); :func:`load_published` reads them.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -16,20 +17,36 @@ from typing import Any
 
 import yaml
 
-from selfsup.run_dir import RESULTS
+from selfsup.run_dir import load_runs
 
 LOSS_NAMES = {"ntxent": "SimCLR (NT-Xent)", "dcl": "DCL", "dclw": "DCLW"}
+PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "published"
 
 
 @dataclass(frozen=True)
 class Published:
-    """One source's numbers: top-1 (%) per (loss, batch size)."""
+    """One source's numbers: top-1 (%) per (loss, batch size), and where they are printed."""
 
     source: str
     data: str
     protocol: str
     epochs: int
     top1: dict[tuple[str, int], float]
+    reference: str = ""  # the document (and version) the numbers are copied from
+
+
+def load_published(name: str, folder: Path = PUBLISHED) -> Published:
+    """``folder/NAME.yaml``: ``source``, ``reference``, ``data``, ``protocol``, ``epochs`` and
+    ``top1`` as loss -> batch size -> top-1 (%)."""
+    raw = yaml.safe_load((folder / f"{name}.yaml").read_text())
+    return Published(
+        source=str(raw["source"]),
+        data=str(raw["data"]),
+        protocol=str(raw["protocol"]),
+        epochs=int(raw["epochs"]),
+        top1={(str(loss), int(b)): float(v) for loss, by in raw["top1"].items() for b, v in by.items()},
+        reference=str(raw.get("reference", "")),
+    )
 
 
 @dataclass(frozen=True)
@@ -51,42 +68,8 @@ class Table:
         return [(loss, b, s) for s in self.seeds for b in self.batches for loss in self.losses]
 
 
-# Facts from the sources (SPEC.md's reference table; the third-party repository's README lists
-# batch 64 and 128 as well).
-DCL_REPO = Published(
-    source="third-party DCL repo",
-    data="CIFAR-10",
-    protocol="linear",
-    epochs=100,
-    top1={
-        ("ntxent", 32): 78.3,
-        ("ntxent", 64): 81.47,
-        ("ntxent", 128): 83.09,
-        ("ntxent", 256): 83.26,
-        ("dcl", 32): 84.6,
-        ("dcl", 64): 85.57,
-        ("dcl", 128): 85.63,
-        ("dcl", 256): 85.36,
-        ("dclw", 32): 83.32,
-        ("dclw", 64): 82.68,
-        ("dclw", 128): 83.5,
-        ("dclw", 256): 82.7,
-    },
-)
-LIGHTLY = Published(
-    source="lightly docs",
-    data="CIFAR-10",
-    protocol="kNN k=200",
-    epochs=200,
-    top1={
-        ("ntxent", 128): 84.7,
-        ("dcl", 128): 84.4,
-        ("dclw", 128): 83.3,
-        ("ntxent", 512): 84.8,
-        ("dcl", 512): 84.0,
-        ("dclw", 512): 82.4,
-    },
-)
+DCL_REPO = load_published("dcl_repo_cifar10")  # also lists batch 64 and 128
+LIGHTLY = load_published("lightly_cifar10_knn")
 
 TABLES = {
     t.name: t
@@ -146,16 +129,15 @@ def finished(folder: Path, table: Table) -> Done:
     results, not from its folder name.
     """
     out: Done = {}
-    for path in sorted(folder.rglob(RESULTS)):
-        cfg_path = path.parent / "config.yaml"
+    for results in load_runs(folder):
+        cfg_path = Path(results["run_dir"]) / "config.yaml"
         if not cfg_path.is_file():
             continue
-        cfg = yaml.safe_load(cfg_path.read_text())
-        results = json.loads(path.read_text())
         if results["choices"].get("experiment", table.experiment) != table.experiment:
             continue
+        cfg = yaml.safe_load(cfg_path.read_text())
         key = (results["choices"]["loss"], int(cfg["data"]["batch_size"]), int(results["seed"]))
-        out[key] = {**results, "extra_overrides": extra_overrides(path.parent)}
+        out[key] = {**results, "extra_overrides": extra_overrides(cfg_path.parent)}
     return out
 
 
@@ -240,7 +222,9 @@ def to_markdown(done: Done, table: Table) -> str:
     p = table.published
     head = (
         f"**{table.name}** — {table.protocol}; ours: {table.budget}. "
-        f"Published: {p.source}, {p.data}, {p.protocol}, {p.epochs} epochs.\n\n"
+        f"Published: {p.source}, {p.data}, {p.protocol}, {p.epochs} epochs"
+        + (f" ({p.reference})" if p.reference else "")
+        + ".\n\n"
     )
     changed = Counter(" ".join(res["extra_overrides"]) for res in done.values() if res["extra_overrides"])
     for extra, n in changed.items():
