@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-slurm test-all bench lint format clean
+.PHONY: install train test test-slow test-slurm test-docker test-all bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,7 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
-## The default test run (what CI runs): everything not marked slow or gpu. The slurm tests
-## start a single-node SLURM here (root; without root they skip, saying so).
+## The default test run: everything not marked slow, gpu, slurm or docker (pyproject.toml's addopts).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
@@ -28,11 +27,17 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-## Only the SLURM tests: start a single-node SLURM here (needs root) and submit sweeps to it.
+## Only the SLURM tests (about 4 min on 2 cores): start a single-node SLURM here (needs root;
+## without root they skip, saying so) and submit sweeps to it.
 test-slurm: $(STAMP)
 	$(BIN)/python -m pytest -m slurm $(ARGS)
 
-## Every test this machine can run (gpu tests skip themselves with a reason).
+## Only the Docker test: build the image and run `make train` in it (needs a Docker daemon, the
+## base image and PyPI; without a daemon it skips, saying so).
+test-docker: $(STAMP)
+	$(BIN)/python -m pytest -m docker $(ARGS)
+
+## Every test this machine can run (gpu, slurm and docker tests skip themselves with a reason).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
 
