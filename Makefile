@@ -7,10 +7,13 @@ ARGS ?=
 
 .PHONY: install train test test-slow test-slurm test-docker test-all bench lint format clean
 
+# pip -qq: errors only. Its warnings here are about the machine's pip configuration (an index
+# location it ignores) or setuptools' notes on editable installs, not about the project.
 $(STAMP): pyproject.toml
+	@echo "Installing selfsup and its dependencies into $(VENV) (first use, or pyproject.toml changed) ..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

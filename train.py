@@ -13,6 +13,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+# Lightning's own use of a torch API that torch deprecates (lightning/pytorch/utilities/_pytree.py
+# builds LeafSpec); nothing a user can act on, and it would be the first line a run prints. Only
+# this message is silenced; set before Lightning is imported (in main, and in DDP's child processes,
+# which run this file again).
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
