@@ -1,4 +1,6 @@
-"""Every command in README.md's bash blocks is run here (with tiny settings where it trains)."""
+"""Every command in README.md's shell code blocks composes and is run here (with tiny settings where it
+trains). Commands are read from the code blocks only: rewording the prose around them changes nothing
+here, and a new command in a block is picked up (and must be handled below)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, compose_cfg
+from tests.test_configs import resolve
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
 # Test runners: CI runs `make test` itself, and running either from a test would recurse.
@@ -20,15 +24,35 @@ RUNNERS = {"make test", "make test-slow"}
 SHARED_CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10.py"
 
 
+SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", flags=re.S | re.M)
+
+
 def readme_commands() -> list[str]:
+    """The commands of README.md's shell code blocks, in order, each once: blank lines and comments
+    dropped, a `$ ` prompt stripped, backslash-continued lines joined into one command."""
     text = (ROOT / "README.md").read_text()
     cmds: list[str] = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            line = line.strip()
+    for block in SHELL_BLOCK.findall(text):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.strip().removeprefix("$ ").strip()
             if line and not line.startswith("#") and line not in cmds:
                 cmds.append(line)
     return cmds
+
+
+def train_commands() -> list[str]:
+    return [c for c in readme_commands() if c.startswith("python train.py")]
+
+
+def sweep_points(args: list[str]) -> list[list[str]]:
+    """The override lists a `train.py -m` command runs: one per combination of comma-separated values
+    (a list value such as `[10,4]` is one value)."""
+    points: list[list[str]] = [[]]
+    for a in args:
+        key, _, value = a.partition("=")
+        values = value.split(",") if "=" in a and "," in value and not value.startswith(("[", "{")) else None
+        points = [[*p, f"{key}={v}"] for p in points for v in values] if values else [[*p, a] for p in points]
+    return points
 
 
 def _run(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -70,17 +94,25 @@ def test_every_readme_command_is_handled() -> None:
 
 def _sweep_size(cmd: str) -> int:
     """Runs a multirun command makes: the product of the comma-separated value counts."""
-    n = 1
-    for a in shlex.split(cmd):
-        if "=" in a and "," in a.split("=", 1)[1] and not a.split("=", 1)[1].startswith("["):
-            n *= len(a.split("=", 1)[1].split(","))
-    return n
+    return len(sweep_points(shlex.split(cmd)))
+
+
+@pytest.mark.parametrize("cmd", train_commands())
+def test_readme_train_command_composes(cmd: str) -> None:
+    """Each README `python train.py` command (each run of a `-m` sweep) composes and resolves, the
+    ones run below and the ones run elsewhere or not here (SLURM, the real CIFAR-10) alike."""
+    args = [a for a in shlex.split(cmd)[2:] if a not in ("-m", "--multirun")]
+    for point in sweep_points(args) if len(args) < len(shlex.split(cmd)[2:]) else [args]:
+        try:
+            resolve(compose_cfg(point, run_dir=Path("/tmp/selfsup-readme-run")))
+        finally:
+            GlobalHydra.instance().clear()
 
 
 def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
     last_run: Path | None = None
     sweeps: dict[str, Path] = {}  # the sweep folder the README names -> where it ran here
-    for i, cmd in enumerate(c for c in readme_commands() if c.startswith("python train.py")):
+    for i, cmd in enumerate(train_commands()):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
             continue  # run on the real unpacked copy in the slow test below
         if "launcher=slurm" in cmd:
