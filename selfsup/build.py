@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -23,7 +24,7 @@ from selfsup.eval.knn_callback import KNNCallback
 from selfsup.eval.rankme_callback import RankMeCallback
 from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
-from selfsup.methods import SimCLR
+from selfsup.methods import Method
 from selfsup.optim import lr_scaling
 
 BASELINES = ("random_init", "raw_pixels")
@@ -129,14 +130,15 @@ def build_backbone(cfg: DictConfig) -> nn.Module:
     return backbone
 
 
-def build_module(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> SimCLR:
+def build_module(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> Method:
     backbone = build_backbone(cfg)
-    head = instantiate(cfg.head, in_dim=backbone.num_features)
-    return instantiate(
+    head = _instantiate_named("head", cfg.head, in_dim=backbone.num_features)
+    return _instantiate_named(
+        "method.module",
         cfg.method.module,
         backbone=backbone,
         head=head,
-        loss=instantiate(cfg.loss),
+        loss=_instantiate_named("loss", cfg.loss),
         view_maker=view_maker if view_maker is not None else build_view_maker(cfg),
         optimizer=instantiate(cfg.optim.optimizer),
         scheduler=instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None,
@@ -145,6 +147,17 @@ def build_module(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> Sim
         compile=cfg.trainer.compile,
         lr_scale=lr_scaling(cfg.optim.lr_scaling.rule, cfg.optim.lr_scaling.reference_batch),
     )
+
+
+def _instantiate_named(key: str, node: DictConfig, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)``; a component's ValueError becomes a ConfigError naming ``key``."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ValueError):
+            raise ConfigError(f"{key}: {cause}") from e
+        raise
 
 
 # Keys of the trainer config that are selfsup's, not lightning.Trainer's (the module applies them).
@@ -186,7 +199,7 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
 
 
 def final_evaluation(
-    cfg: DictConfig, module: SimCLR, dm: ImageDataModule, device: torch.device | str = "cpu"
+    cfg: DictConfig, module: Method, dm: ImageDataModule, device: torch.device | str = "cpu"
 ) -> dict[str, dict[str, float]]:
     """Offline probe, kNN and RankMe of the trained backbone and of each configured baseline."""
     settings = eval_settings(cfg)
@@ -198,17 +211,17 @@ def final_evaluation(
     images = dm.held_out_images(m.final_lidar_images).to(device)
     rows = {
         "pretrained": evaluate(
-            module.backbone,
+            module.eval_encoder,
             vm.prepare,
             train_loader,
             test_loader,
             dm.num_classes,
             settings,
-            head=module.head,
+            head=module.eval_head,
             device=device,
         )
         | view_metrics(
-            module.backbone, module.head, vm, images, m.final_lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed
+            module.eval_encoder, module.eval_head, vm, images, m.final_lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed
         )
     }
     if "random_init" in cfg.eval.baselines:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from selfsup.eval.gather import gather_unique
+from selfsup.methods.base import require_outputs
 
 
 class HeldOutMetric(L.Callback):
@@ -19,7 +20,9 @@ class HeldOutMetric(L.Callback):
     ``needs_features`` receive those features (``h``, ``z``, ``labels``, ``index``) instead of
     embedding the images again. Under DDP the ranks' shards are gathered and each sample kept
     once (the sampler pads shards with repeats), and the metrics are computed on rank 0 only.
-    ``seconds`` accumulates the wall time spent here, to report the cost.
+    ``seconds`` accumulates the wall time spent here, to report the cost. Reads the validation
+    step's ``h``, ``z``, ``labels`` and ``index`` (the method contract, ``selfsup/methods/base.py``)
+    and the module's ``eval_encoder``, ``eval_head`` and ``view_maker``.
 
     Args:
         every_n_epochs: compute after every N-th epoch; 0 disables it during training.
@@ -58,6 +61,7 @@ class HeldOutMetric(L.Callback):
     ) -> None:
         if self.needs_features and self.due(trainer):
             start = time.perf_counter()
+            outputs = require_outputs(outputs, ("h", "z", "labels", "index"), type(self).__name__)
             part = {k: outputs[k].detach() for k in ("labels", "index")}
             part |= {k: outputs[k].detach().float() for k in ("h", "z")}  # bf16 under autocast
             self._parts.append({k: v.cpu() for k, v in part.items()})

@@ -36,7 +36,7 @@ class KNNCallback(HeldOutMetric):
     def compute(self, trainer: L.Trainer, module: Any, features: dict[str, Tensor]) -> dict[str, float]:
         dm = trainer.datamodule  # type: ignore[attr-defined]
         bank_h, bank_y = labelled_features(
-            module.backbone,
+            module.eval_encoder,
             dm.feature_loader(dm.probe_train_dataset()),
             module.view_maker.prepare,
             device=module.device,

@@ -12,6 +12,7 @@ from torch import nn
 
 from selfsup.dist import world_size
 from selfsup.eval.gather import gather_unique
+from selfsup.methods.base import require_outputs
 
 
 class OnlineLinearProbe(L.Callback):
@@ -39,7 +40,7 @@ class OnlineLinearProbe(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.probe is None:
-            features = int(pl_module.backbone.num_features)  # type: ignore[union-attr, arg-type]
+            features = int(pl_module.eval_encoder.num_features)  # type: ignore[union-attr, arg-type, operator]
             self.probe = nn.Linear(features, self.num_classes).to(pl_module.device)
             self.optimizer = torch.optim.AdamW(self.probe.parameters(), lr=self.lr, weight_decay=0.0)
             if self._pending_state is not None:
@@ -56,6 +57,7 @@ class OnlineLinearProbe(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         assert self.probe is not None and self.optimizer is not None
+        outputs = require_outputs(outputs, ("h", "labels"), "the online probe (eval.online_probe)")
         h, y = outputs["h"].float(), outputs["labels"]
         keep = y >= 0
         n = keep.sum()
@@ -101,6 +103,7 @@ class OnlineLinearProbe(L.Callback):
         assert self.probe is not None
         if trainer.sanity_checking:
             return
+        outputs = require_outputs(outputs, ("h", "labels", "index"), "the online probe (eval.online_probe)")
         pred = self.probe(outputs["h"].float()).argmax(1)
         self._parts.append({"pred": pred, "labels": outputs["labels"], "index": outputs["index"]})
 

@@ -96,5 +96,12 @@ class ViewMetricsCallback(HeldOutMetric):
     def compute(self, trainer: L.Trainer, module: Any, features: dict[str, Tensor]) -> dict[str, float]:
         images = trainer.datamodule.held_out_images(self.images).to(module.device)  # type: ignore[attr-defined]
         return view_metrics(
-            module.backbone, module.head, module.view_maker, images, self.views, self.delta, self.eps, self.seed
+            module.eval_encoder,
+            module.eval_head,
+            module.view_maker,
+            images,
+            self.views,
+            self.delta,
+            self.eps,
+            self.seed,
         )

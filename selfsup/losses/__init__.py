@@ -1,7 +1,11 @@
-"""Contrastive objectives. Each takes embeddings ``z`` of shape (V*B, D), view-major."""
+"""Objectives. Each takes embeddings of shape (V*B, D), view-major (row ``v * B + i`` is view v of image i)."""
 
+from selfsup.losses.barlow import BarlowTwinsLoss
+from selfsup.losses.byol import BYOLLoss
 from selfsup.losses.dcl import DCL
 from selfsup.losses.dclw import DCLW
 from selfsup.losses.ntxent import NTXent
+from selfsup.losses.simsiam import SimSiamLoss
+from selfsup.losses.vicreg import VICRegLoss
 
-__all__ = ["DCL", "DCLW", "NTXent"]
+__all__ = ["DCL", "DCLW", "BYOLLoss", "BarlowTwinsLoss", "NTXent", "SimSiamLoss", "VICRegLoss"]

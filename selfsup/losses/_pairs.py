@@ -33,29 +33,43 @@ def gather_with_grad(x: Tensor) -> list[Tensor]:
 class Pairs:
     """Similarity logits of local anchors against all candidates, with their masks.
 
+    Columns: the V*N candidates of the global batch (view-major: column ``u * N + j`` is view
+    ``u`` of global image ``j``; the anchors themselves or, with ``keys``, a target encoder's
+    embeddings of the same views), then K extra ``negatives`` if given.
+
     Attributes:
-        logits: (V*B, V*N) cosine similarities divided by the temperature, float32 or wider,
-            self-similarity already masked with ``MASK_VALUE``.
-        sim: (V*B, V*N) the same cosine similarities, unscaled and unmasked.
-        targets: (V*B, V*N) positive weights. Without mixing, 1 on the other views of the
+        logits: (V*B, V*N + K) cosine similarities divided by the temperature, float32 or wider,
+            the anchor itself and every candidate left out by ``batch_negatives`` set to ``MASK_VALUE``.
+        sim: (V*B, V*N + K) the same cosine similarities, unscaled and unmasked.
+        targets: (V*B, V*N + K) positive weights. Without mixing, 1 on the other views of the
             anchor's image and 0 elsewhere; with mixing, soft: for each other view the
             weights sum to 1 over the (at most two) candidates that share content.
-        self_mask: (V*B, V*N) bool, True on the anchor itself.
-        z_all: (V, N, D) normalised embeddings of the global batch.
+        masked: (V*B, V*N + K) bool, True on the candidates that are not in the softmax.
+        z_all: (V, N, D) normalised anchors of the global batch.
+        keys_all: (V, N, D) normalised batch candidates (``z_all`` itself without ``keys``).
         offset: global image index of local image 0.
     """
 
     logits: Tensor
     sim: Tensor
     targets: Tensor
-    self_mask: Tensor
+    masked: Tensor
     z_all: Tensor
+    keys_all: Tensor
     offset: int
 
     @property
     def pos(self) -> Tensor:
-        """(V*B, V*N) bool: candidates with a positive weight."""
+        """(V*B, V*N + K) bool: candidates with a positive weight."""
         return self.targets > 0
+
+    @property
+    def batch_columns(self) -> int:
+        """V*N: the columns of the batch's candidates (the extra negatives follow)."""
+        return self.keys_all.shape[0] * self.keys_all.shape[1]
+
+
+BATCH_NEGATIVES = ("all", "other_views", "none")
 
 
 def soft_targets(
@@ -95,40 +109,76 @@ def soft_targets(
     return t
 
 
+def _gather_views(x: Tensor, views: int, gather_distributed: bool) -> Tensor:
+    """(V*B, D) view-major rows of this rank -> (V, N, D) in global image order."""
+    b = x.shape[0] // views
+    parts = gather_with_grad(x) if gather_distributed else [x]
+    return torch.cat([p.view(views, b, -1) for p in parts], dim=1)
+
+
 def contrastive_pairs(
-    z: Tensor, views: int, temperature: float, gather_distributed: bool, mix: Mix | None = None
+    z: Tensor,
+    views: int,
+    temperature: float,
+    gather_distributed: bool,
+    mix: Mix | None = None,
+    keys: Tensor | None = None,
+    negatives: Tensor | None = None,
+    batch_negatives: str = "all",
 ) -> Pairs:
     """Normalise, gather and compare.
 
     Args:
-        z: (V*B, D) embeddings, view-major.
+        z: (V*B, D) embeddings of the anchors, view-major.
         views: number of views V (at least 2).
         temperature: softmax temperature τ.
         gather_distributed: gather candidates from all ranks (negatives from the global batch).
         mix: how one view was mixed (CutMix), for soft targets; None for hard positives.
+        keys: (V*B, D) the candidates' embeddings, view-major like ``z``, from a target encoder
+            (MoCo's momentum encoder, NPID's memory bank); None compares ``z`` with itself.
+        negatives: (K, D) extra candidates that are never positives (MoCo's queue, NPID's
+            sampled bank rows); detached by the caller.
+        batch_negatives: which candidates of the batch that are not positives stay in the
+            softmax: ``all`` (SimCLR: every view of every other image), ``other_views`` (MoCo v3:
+            the other views only, never the anchor's own view) or ``none`` (MoCo v2, NPID: only
+            ``negatives``).
     """
     if views < 2:
         raise ValueError(f"contrastive losses need at least 2 views, got views={views}")
     if z.ndim != 2 or z.shape[0] % views:
         raise ValueError(f"z must be (views*batch, dim) with rows divisible by views={views}; got {tuple(z.shape)}")
-    # Logits in float32 at least: exp(s/τ) overflows fp16 for τ ≲ 0.09 (SPEC.md).
-    z = F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=1)
+    if keys is not None and keys.shape != z.shape:
+        raise ValueError(f"keys must have the shape of z {tuple(z.shape)}; got {tuple(keys.shape)}")
+    if batch_negatives not in BATCH_NEGATIVES:
+        raise ValueError(f"batch_negatives={batch_negatives!r}; expected one of {list(BATCH_NEGATIVES)}")
+    # Logits in float32 at least: exp(s/τ) overflows fp16 for τ ≲ 0.09 (docs/algorithms.md#numerics).
+    dtype = torch.promote_types(z.dtype, torch.float32)
+    z = F.normalize(z.to(dtype), dim=1)
     b = z.shape[0] // views
-    parts = gather_with_grad(z) if gather_distributed else [z]
-    # Each rank's block is (V*B, D) view-major; regroup to (V, N, D) in global image order.
-    z_all = torch.cat([p.view(views, b, -1) for p in parts], dim=1)
+    z_all = _gather_views(z, views, gather_distributed)
+    keys_all = z_all if keys is None else _gather_views(F.normalize(keys.to(dtype), dim=1), views, gather_distributed)
     n = z_all.shape[1]
     offset = rank() * b if gather_distributed else 0
 
-    sim = z @ z_all.reshape(views * n, -1).T  # (V*B, V*N)
+    sim = z @ keys_all.reshape(views * n, -1).T  # (V*B, V*N)
     dev = z.device
     anchor_img = torch.arange(b, device=dev).repeat(views) + offset  # (V*B,)
     anchor_view = torch.arange(views, device=dev).repeat_interleave(b)
     cand_img = torch.arange(n, device=dev).repeat(views)  # (V*N,)
     cand_view = torch.arange(views, device=dev).repeat_interleave(n)
-    self_mask = (anchor_img[:, None] == cand_img[None, :]) & (anchor_view[:, None] == cand_view[None, :])
+    same_view = anchor_view[:, None] == cand_view[None, :]
+    masked = (anchor_img[:, None] == cand_img[None, :]) & same_view  # the anchor itself
     if mix is not None and not (0 <= mix.view < views and mix.partner.shape == (b,) == mix.lam.shape):
         raise ValueError(f"mix must name a view in [0, {views}) and give partner and lam of shape ({b},)")
     targets = soft_targets(b, n, views, offset, mix, dev, sim.dtype)
-    logits = (sim / temperature).masked_fill(self_mask, MASK_VALUE)
-    return Pairs(logits=logits, sim=sim, targets=targets, self_mask=self_mask, z_all=z_all, offset=offset)
+    if batch_negatives == "other_views":
+        masked = masked | (same_view & (targets == 0))
+    elif batch_negatives == "none":
+        masked = masked | (targets == 0)
+    if negatives is not None:
+        extra = F.normalize(negatives.to(dtype), dim=1)
+        sim = torch.cat([sim, z @ extra.T], dim=1)  # (V*B, V*N + K)
+        targets = F.pad(targets, (0, extra.shape[0]))
+        masked = F.pad(masked, (0, extra.shape[0]), value=False)
+    logits = (sim / temperature).masked_fill(masked, MASK_VALUE)
+    return Pairs(logits=logits, sim=sim, targets=targets, masked=masked, z_all=z_all, keys_all=keys_all, offset=offset)

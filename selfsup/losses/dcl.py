@@ -39,14 +39,29 @@ class DCL(nn.Module):
         """Weight of each anchor's positive term per view, (V*B, V); None means 1."""
         return None
 
-    def forward(self, z: Tensor, views: int = 2, mix: Mix | None = None) -> Tensor:
-        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar."""
-        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed, mix)
+    def forward(
+        self,
+        z: Tensor,
+        views: int = 2,
+        mix: Mix | None = None,
+        keys: Tensor | None = None,
+        negatives: Tensor | None = None,
+        batch_negatives: str = "all",
+    ) -> Tensor:
+        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar.
+
+        ``keys``, ``negatives`` and ``batch_negatives``: a method's own candidates, see
+        :func:`~selfsup.losses._pairs.contrastive_pairs`.
+        """
+        p = contrastive_pairs(
+            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
+        )
         neg_logits = p.logits.masked_fill(p.pos, MASK_VALUE)  # decoupling: no positive below
         log_denom = torch.logsumexp(neg_logits, dim=1)  # (V*B,)
-        pos_terms = p.sim / self.temperature * p.targets
+        nb = p.batch_columns  # positives are among the batch's candidates, never the extra negatives
+        pos_terms = p.sim[:, :nb] / self.temperature * p.targets[:, :nb]
         w = self.positive_weights(p, views)
         if w is not None:  # one weight per (anchor, view), spread over that view's candidates
-            pos_terms = pos_terms * w.repeat_interleave(p.z_all.shape[1], dim=1)
+            pos_terms = pos_terms * w.repeat_interleave(p.keys_all.shape[1], dim=1)
         pos_logit = pos_terms.sum(dim=1) / (views - 1)
         return (log_denom - pos_logit).mean()

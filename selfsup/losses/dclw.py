@@ -51,12 +51,13 @@ class DCLW(DCL):
         self.weight_scope = weight_scope
 
     def positive_weights(self, p: Pairs, views: int) -> Tensor:
-        z_all = p.z_all.detach() if self.weight_detach else p.z_all  # (V, N, D)
+        z_all, keys_all = (p.z_all.detach(), p.keys_all.detach()) if self.weight_detach else (p.z_all, p.keys_all)
         b = p.pos.shape[0] // views
         if self.weight_scope == "local":
-            z_all = z_all[:, p.offset : p.offset + b]
-        # Positive similarity of every image for every ordered view pair: (V, V, n).
-        pos_sim = torch.einsum("vnd,und->vun", z_all, z_all)
+            z_all, keys_all = z_all[:, p.offset : p.offset + b], keys_all[:, p.offset : p.offset + b]
+        # Positive similarity of every image for every ordered view pair: (V, V, n), anchor
+        # view first (with keys from a target encoder: anchor v of image i against key u of i).
+        pos_sim = torch.einsum("vnd,und->vun", z_all, keys_all)
         scope_n = z_all.shape[1]
         w = 2 - scope_n * torch.softmax(pos_sim / self.sigma, dim=-1)  # (V, V, n)
         if self.weight_scope == "global":

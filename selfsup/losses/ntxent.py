@@ -15,7 +15,9 @@ class NTXent(nn.Module):
     ℓ(i, p) = -log[exp(s_ip/τ) / Σ_{k≠i} exp(s_ik/τ)], averaged over anchors.
     With V > 2 views, every other view of the same image is a positive and the per-positive
     terms are averaged (SupCon's "L_out" form); the other positives stay in the denominator.
-    For V = 2 this is exactly SimCLR's loss with the paper's 1/(2N) normalisation.
+    For V = 2 this is exactly SimCLR's loss with the paper's 1/(2N) normalisation. With a
+    method's own candidates (keys from a momentum encoder, a queue of negatives) it is MoCo's
+    InfoNCE: -log exp(q·k⁺/τ) / (exp(q·k⁺/τ) + Σ_n exp(q·n/τ)).
     With mixed views (CutMix), each positive term is a soft-target cross-entropy over the
     candidates of that view (``Pairs.targets``); λ = 1 gives the unmixed loss exactly.
 
@@ -31,9 +33,24 @@ class NTXent(nn.Module):
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
-    def forward(self, z: Tensor, views: int = 2, mix: Mix | None = None) -> Tensor:
-        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar."""
-        p = contrastive_pairs(z, views, self.temperature, self.gather_distributed, mix)
+    def forward(
+        self,
+        z: Tensor,
+        views: int = 2,
+        mix: Mix | None = None,
+        keys: Tensor | None = None,
+        negatives: Tensor | None = None,
+        batch_negatives: str = "all",
+    ) -> Tensor:
+        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar.
+
+        ``keys``, ``negatives`` and ``batch_negatives`` let a method bring its own candidates
+        (MoCo's key encoder and queue, NPID's memory bank): see
+        :func:`~selfsup.losses._pairs.contrastive_pairs`.
+        """
+        p = contrastive_pairs(
+            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
+        )
         log_denom = torch.logsumexp(p.logits, dim=1)  # (V*B,)
         pos_logit = (p.logits * p.targets).sum(dim=1) / (views - 1)  # mean over positive views
         return (log_denom - pos_logit).mean()

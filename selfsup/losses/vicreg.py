@@ -1,0 +1,67 @@
+"""VICReg's variance-invariance-covariance loss (Bardes, Ponce and LeCun, ICLR 2022)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from selfsup.losses._pairs import gather_with_grad
+
+
+class VICRegLoss(nn.Module):
+    """λ·inv + μ·var + ν·cov over the global batch (the paper's Algorithm 1).
+
+    - inv = mean over images and dims of (z¹ - z²)²;
+    - var = Σ_branches mean_d relu(1 - sqrt(Var(z_d) + ε)) / 2 (unbiased variance, ε 1e-4);
+    - cov = Σ_branches Σ_{i≠j} Cov(z)_ij² / D.
+
+    With V > 2 views the loss is averaged over the pairs of views. Under DDP every rank gathers
+    the global batch (with gradient) and computes the same loss, as one process would.
+
+    Args:
+        invariance: λ (25).
+        variance: μ (25).
+        covariance: ν (1).
+        eps: ε inside the square root.
+        gather_distributed: batch statistics over every DDP rank's embeddings.
+    """
+
+    def __init__(
+        self,
+        invariance: float = 25.0,
+        variance: float = 25.0,
+        covariance: float = 1.0,
+        eps: float = 1e-4,
+        gather_distributed: bool = True,
+    ) -> None:
+        super().__init__()
+        self.invariance, self.variance, self.covariance, self.eps = invariance, variance, covariance, eps
+        self.gather_distributed = gather_distributed
+
+    def _var_cov(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        n, d = z.shape
+        z = z - z.mean(0)
+        std = torch.sqrt(z.var(0) + self.eps)
+        cov = z.T @ z / (n - 1)
+        off = cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()
+        return F.relu(1 - std).mean(), off / d
+
+    def forward(self, z: Tensor, views: int = 2) -> Tensor:
+        """Embeddings ``z`` (V*B, D), view-major; a scalar."""
+        if views < 2 or z.shape[0] % views:
+            raise ValueError(f"z must be (views*batch, dim) with views >= 2; got {tuple(z.shape)}, {views}")
+        b = z.shape[0] // views
+        parts = gather_with_grad(z) if self.gather_distributed else [z]
+        z_all = torch.cat([p.view(views, b, -1) for p in parts], dim=1)  # (V, N, D)
+        stats = [self._var_cov(z_all[v]) for v in range(views)]
+        total = z.new_zeros(())
+        pairs = 0
+        for v in range(views):
+            for u in range(v + 1, views):
+                inv = F.mse_loss(z_all[v], z_all[u])
+                var = (stats[v][0] + stats[u][0]) / 2
+                cov = stats[v][1] + stats[u][1]
+                total = total + self.invariance * inv + self.variance * var + self.covariance * cov
+                pairs += 1
+        return total / pairs

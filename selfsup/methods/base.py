@@ -1,0 +1,260 @@
+"""The method contract: what ``build.py``, the callbacks and the evaluation rely on.
+
+A method is a thin Lightning module. It receives typed components (backbone, projection head,
+view maker, loss, optimiser factory) and implements one function, :meth:`Method.objective`:
+views in, loss and features out. Everything else is here, once:
+
+- **Step outputs.** ``training_step`` returns :data:`TRAIN_OUTPUTS`, ``validation_step``
+  returns :data:`VAL_OUTPUTS`. Callbacks declare which keys they read and fail with a clear
+  message (:func:`require_outputs`) when a method does not return them.
+- **What is trained.** :meth:`Method.trained_modules` (backbone, head, plus what a method adds:
+  a predictor): their parameters form the optimiser's groups, with biases and norms out of
+  weight decay and LARS adaptation. Momentum teachers, queues and memory banks are not in it.
+- **What is evaluated.** :attr:`Method.eval_encoder` and :attr:`Method.eval_head`: the backbone
+  and projector that the online probe, kNN, RankMe, LiDAR and the final report use; the online
+  ones by default, the momentum teacher's with ``method.module.eval_with=teacher``.
+- **State between steps.** :meth:`Method.after_optimizer_step` runs once after every optimiser
+  step (EMA teachers, queues, memory banks update there). State lives in registered buffers
+  and submodules, so it is in the checkpoint's ``state_dict`` and restored exactly on resume.
+  Buffers whose size depends on the data are allocated in :meth:`Method.setup`, which runs
+  before Lightning loads a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from selfsup.augment import ViewPipeline, Views
+
+OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
+SchedulerFactory = Callable[..., LRScheduler]
+
+# Keys every training step returns: the loss, the eval encoder's features (V*B, F) and the
+# head's embeddings (V*B, D) of every view, detached, and each view's label (V*B,), -1 if none.
+TRAIN_OUTPUTS = ("loss", "h", "z", "labels")
+# Keys every validation step returns, for held-out images without augmentation: features
+# (B, F), embeddings (B, D), labels (B,) and the sample index in the held-out split (B,).
+VAL_OUTPUTS = ("h", "z", "labels", "index")
+EVAL_WITH = ("online", "teacher")
+
+
+def require_outputs(outputs: Any, keys: Iterable[str], reader: str) -> Mapping[str, Tensor]:
+    """``outputs`` if it holds every key in ``keys``; else a ValueError naming what is missing."""
+    have = set(outputs) if isinstance(outputs, Mapping) else set()
+    missing = [k for k in keys if k not in have]
+    if missing:
+        raise ValueError(
+            f"{reader} reads {missing} from the step's outputs, which has {sorted(have)}: a method's "
+            f"training_step returns {list(TRAIN_OUTPUTS)} and validation_step {list(VAL_OUTPUTS)} "
+            "(selfsup/methods/base.py)"
+        )
+    return outputs  # type: ignore[return-value]
+
+
+def param_groups(modules: Iterable[nn.Module], exclude_bias_and_norm: bool) -> list[dict[str, Any]]:
+    """Split parameters into a decayed group and (optionally) a bias/norm group without decay."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    if not exclude_bias_and_norm:
+        return [{"params": params}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+
+
+def cosine_momentum(step: int, total: int, base: float, final: float = 1.0) -> float:
+    """BYOL's / MoCo v3's schedule: ``final - (final - base) (cos(π step/total) + 1) / 2``."""
+    if total <= 0:
+        return base
+    return final - (final - base) * (math.cos(math.pi * min(step, total) / total) + 1) / 2
+
+
+class Method(L.LightningModule):
+    """Views -> backbone -> head -> loss; subclasses implement :meth:`objective`.
+
+    Under mixed precision only the networks run in autocast: the views are made, and the loss
+    computed (:meth:`criterion`), in float32.
+
+    Args:
+        backbone: module with ``num_features``; (N, C, H, W) -> (N, F).
+        head: projector (N, F) -> (N, D).
+        loss: the objective (a module of ``selfsup.losses``; the method decides its arguments).
+        view_maker: batch -> :class:`~selfsup.augment.Views` (view groups by size, V, CutMix).
+        optimizer: builds the optimiser from parameter groups (a Hydra partial).
+        scheduler: builds the per-step lr schedule, called with
+            ``(optimizer, total_steps=..., steps_per_epoch=...)``; None keeps the lr constant.
+        exclude_bias_and_norm: no weight decay (and no LARS adaptation) on biases and norms.
+        channels_last: backbone weights and inputs in NHWC memory format.
+        compile: ``torch.compile`` the backbone in place (its state_dict keys are unchanged).
+        lr_scale: the lr factor as a function of the images per optimiser step; None keeps it.
+        eval_with: ``online`` or ``teacher`` (methods with a momentum teacher): which encoder
+            the probes, kNN, RankMe, LiDAR and the final report measure.
+    """
+
+    #: Multi-crop's small local views are used by this method (False: it refuses them).
+    local_views_ok = True
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        loss: nn.Module,
+        view_maker: ViewPipeline,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        exclude_bias_and_norm: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
+        lr_scale: Callable[[int], float] | None = None,
+        eval_with: str = "online",
+    ) -> None:
+        super().__init__()
+        if eval_with not in EVAL_WITH:
+            raise ValueError(f"method.module.eval_with={eval_with!r}; expected one of {list(EVAL_WITH)}")
+        if not self.local_views_ok and int(getattr(view_maker, "local_views", 0) or 0):
+            raise ValueError(
+                f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop is for simclr)"
+            )
+        self.backbone: nn.Module = backbone
+        self.head: nn.Module = head
+        self.loss_fn: nn.Module = loss
+        self.view_maker: ViewPipeline = view_maker
+        self._optimizer = optimizer
+        self._scheduler = scheduler
+        self.exclude_bias_and_norm = exclude_bias_and_norm
+        self.channels_last = channels_last
+        self.compile_backbone = compile
+        self.lr_scale = lr_scale
+        self.eval_with = eval_with
+
+    # --- what a method implements --------------------------------------------------------------
+
+    def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The loss of one batch of views.
+
+        Args:
+            views: the batch's views (``views.groups``: one (V_g*B, C, S, S) tensor per size).
+            index: (B,) the images' indices in the training set (memory banks key on it).
+
+        Returns:
+            The scalar loss, and the eval encoder's features (V*B, F) and the eval head's
+            embeddings (V*B, D) of the views, for the callbacks (detached here).
+        """
+        raise NotImplementedError
+
+    def trained_modules(self) -> list[nn.Module]:
+        """The modules the optimiser trains; a method adds its predictor."""
+        return [self.backbone, self.head]
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        """A momentum teacher with ``backbone`` and ``head`` attributes, if the method has one."""
+        return None
+
+    def after_optimizer_step(self, step: int, total: int) -> None:
+        """Update state once after optimiser step ``step`` (0-based) of ``total``."""
+
+    # --- the contract's shared parts ------------------------------------------------------------
+
+    @property
+    def eval_encoder(self) -> nn.Module:
+        """The backbone the evaluation measures."""
+        if self.eval_with == "teacher":
+            return self._require_teacher().backbone
+        return self.backbone
+
+    @property
+    def eval_head(self) -> nn.Module:
+        """The projector whose embeddings the evaluation measures (RankMe, alignment, LiDAR)."""
+        if self.eval_with == "teacher":
+            return self._require_teacher().head
+        return self.head
+
+    @property
+    def head_dim(self) -> int:
+        """D, the projector's output width (its ``out_dim``)."""
+        dim = getattr(self.head, "out_dim", None)
+        if not isinstance(dim, int):
+            raise ValueError(f"{type(self).__name__} needs a head with an integer `out_dim`")
+        return dim
+
+    def _require_teacher(self) -> Any:
+        if self.teacher is None:
+            raise ValueError(f"method.module.eval_with=teacher: {type(self).__name__} has no momentum teacher")
+        return self.teacher
+
+    def setup(self, stage: str) -> None:
+        if self.eval_with == "teacher":
+            self._require_teacher()  # before training starts
+
+    def configure_model(self) -> None:
+        if self.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+            if self.teacher is not None:
+                self.teacher.to(memory_format=torch.channels_last)
+        if self.compile_backbone and not getattr(self, "_compiled", False):
+            self.backbone.compile()
+            self._compiled = True
+
+    def layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def encode(self, views: Views, backbone: nn.Module | None = None) -> Tensor:
+        """(V*B, F) features of every view, view-major, one forward per view size."""
+        net = self.backbone if backbone is None else backbone
+        return torch.cat([net(self.layout(g)) for g in views.groups])
+
+    def criterion(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``self.loss_fn`` outside autocast, its tensor arguments in float32 at least."""
+
+        def up(x: Any) -> Any:
+            return x.float() if isinstance(x, Tensor) and x.is_floating_point() and x.dtype != torch.float64 else x
+
+        with torch.autocast(self.device.type, enabled=False):
+            return self.loss_fn(*[up(a) for a in args], **{k: up(v) for k, v in kwargs.items()})
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The eval encoder's features of prepared (normalised float) images: (N, C, H, W) -> (N, F)."""
+        return self.eval_encoder(self.layout(x))
+
+    def training_step(self, batch: tuple[Any, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        x, y, index = batch  # uint8 (B, C, H, W) (or per-sample views), (B,), (B,)
+        with torch.autocast(y.device.type, enabled=False):
+            views = self.view_maker(x)
+        loss, h, z = self.objective(views, index)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=y.shape[0], sync_dist=True)
+        return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(views.count)}
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # global_step counts the optimiser steps completed before this one: its 0-based index.
+        self.after_optimizer_step(self.trainer.global_step, int(self.trainer.estimated_stepping_batches))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        x, y, index = batch
+        h = self.eval_encoder(self.layout(self.view_maker.prepare(x)))
+        return {"h": h, "z": self.eval_head(h), "labels": y, "index": index}
+
+    def configure_optimizers(self) -> Any:
+        opt = self._optimizer(param_groups(self.trained_modules(), self.exclude_bias_and_norm))
+        if self.lr_scale is not None:
+            t = self.trainer
+            batch = t.datamodule.batch_size * t.world_size * t.accumulate_grad_batches  # type: ignore[attr-defined]
+            scale = self.lr_scale(batch)
+            for group in opt.param_groups:
+                group["lr"] *= scale
+            if t.is_global_zero:
+                print(f"lr x {scale:.4g} for {batch} images per optimiser step: lr {opt.param_groups[0]['lr']:.4g}")
+        if self._scheduler is None:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        sched = self._scheduler(opt, total_steps=total, steps_per_epoch=per_epoch)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

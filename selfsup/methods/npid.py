@@ -1,0 +1,63 @@
+"""NPID, instance discrimination with a memory bank (Wu et al., CVPR 2018)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from selfsup.augment import Views
+from selfsup.methods._memory_bank import MemoryBank
+from selfsup.methods.base import Method
+
+
+class NPID(Method):
+    """Each image is its own class: its bank row is the positive of its views' embeddings.
+
+    Every view's embedding contrasts its image's bank row against ``negatives`` bank rows drawn
+    uniformly (with replacement) each step: the non-parametric softmax
+    -log exp(f·v_i/τ) / (exp(f·v_i/τ) + Σ_j exp(f·v_j/τ)) (``loss=ntxent``; ``loss=dcl`` drops
+    the positive from the denominator). Then the bank rows of the batch move towards the mean
+    of the views' normalised embeddings, v_i ← normalise(m v_i + (1 - m) f_i) (gathered over
+    ranks). The bank (one row per training image, sized when fitting starts) is in the checkpoint.
+
+    Args:
+        negatives: bank rows drawn per step (the paper: 4,096).
+        bank_momentum: m (the paper: 0.5).
+        **kwargs: :class:`~selfsup.methods.base.Method`'s arguments.
+    """
+
+    local_views_ok = False
+
+    def __init__(self, *args: Any, negatives: int = 4096, bank_momentum: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if negatives <= 0:
+            raise ValueError(f"method.module.negatives must be > 0, got {negatives}")
+        self.negatives = negatives
+        self.bank = MemoryBank(1, self.head_dim, bank_momentum)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # Before Lightning loads a checkpoint, so a saved bank of this size loads into it.
+        dm = self.trainer.datamodule  # type: ignore[attr-defined]
+        self.bank.resize(len(dm.train_dataloader().dataset))
+
+    def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h = self.encode(views)
+        z = self.head(h)  # (V*B, D)
+        size = self.bank.rows.shape[0]
+        if int(index.max()) >= size:
+            raise ValueError(f"sample index {int(index.max())} outside the memory bank of {size} training images")
+        drawn = torch.randint(size, (self.negatives,), device=z.device)
+        loss = self.criterion(
+            z,
+            views=views.count,
+            keys=self.bank.rows[index].repeat(views.count, 1),
+            negatives=self.bank.rows[drawn],
+            batch_negatives="none",
+        )
+        f = F.normalize(z.detach().float(), dim=1).view(views.count, -1, z.shape[1]).mean(0)  # (B, D)
+        self.bank.update(index, f)
+        return loss, h, z

@@ -1,0 +1,117 @@
+"""The method contract, parametrised over the registry: every option of configs/method/ with every
+loss it declares trains two steps on digits and writes a complete run directory; a method class
+without a config, or a config without its distributed test, fails here."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+
+import pytest
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+import selfsup.methods
+from selfsup.build import ConfigError, build_module
+from selfsup.methods.base import Method
+from selfsup.pipeline import run
+from tests.conftest import CONFIGS
+from tests.methods.test_distributed_methods import PATHS
+
+METHODS = sorted(p.stem for p in (CONFIGS / "method").glob("*.yaml"))
+
+
+def _declared(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONFIGS / "method" / f"{name}.yaml"))["method"]  # type: ignore[index]
+
+
+CASES = [(m, loss) for m in METHODS for loss in _declared(m)["losses"]]
+
+
+def test_every_method_class_has_a_config_and_a_distributed_test() -> None:
+    classes = {c for _, c in inspect.getmembers(selfsup.methods, inspect.isclass) if issubclass(c, Method)} - {Method}
+    targets = {get_class(_declared(m)["module"]["_target_"]) for m in METHODS}
+    assert classes == targets, f"method classes without a configs/method/ option: {classes - targets}"
+    assert all(issubclass(t, Method) for t in targets)
+    assert set(METHODS) <= set(PATHS), f"methods without a 2-process test: {set(METHODS) - set(PATHS)}"
+    for m in METHODS:
+        for loss in _declared(m)["losses"]:
+            assert (CONFIGS / "loss" / f"{loss}.yaml").is_file(), f"method={m} declares loss={loss}: no such option"
+
+
+@pytest.mark.parametrize("method,loss", CASES)
+def test_method_trains_two_steps_and_writes_a_complete_run_directory(composed, tmp_path, method, loss) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed(f"method={method}", f"loss={loss}", "eval.baselines=[]", "eval.metrics.final_lidar_images=64")
+    run_dir = tmp_path / "run"
+    results = run(cfg, run_dir, loss_choice=loss)
+    for name in ("config.yaml", "git.json", "metrics.csv", "results.json", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "FAILED").exists()
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["steps"] == 2 and saved["choices"]["method"] == method and saved["choices"]["loss"] == loss
+    assert all(math.isfinite(v) for v in results["metrics"].values())
+    for key in ("linear_top1", "knn_top1", "rankme_backbone", "rankme_projector", "lidar_backbone"):
+        assert key in results["metrics"], key
+    metrics = (run_dir / "metrics.csv").read_text()
+    assert "train/loss_step" in metrics and "val/online_top1" in metrics and "val/rankme_projector" in metrics
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if _declared(m)["losses"] != ["ntxent", "dcl", "dclw"]])
+def test_an_undeclared_loss_fails_before_anything_is_written(composed, tmp_path, method) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed(f"method={method}", "loss=dclw")
+    with pytest.raises(ConfigError, match=f"method={method} does not accept loss=dclw; method={method} accepts loss="):
+        run(cfg, tmp_path / "run", loss_choice="dclw")
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_method_defaults_follow_the_method(composed) -> None:  # type: ignore[no-untyped-def]
+    """`method=byol` alone brings BYOL's loss and views; an explicit group choice still wins."""
+    cfg = composed("method=byol", tiny=False)
+    assert cfg.hydra.runtime.choices.loss == "byol" and cfg.hydra.runtime.choices.augment == "byol"
+    assert cfg.method.module.base_momentum == 0.996
+    cfg = composed("method=npid", "loss=dcl", tiny=False)
+    assert cfg.loss._target_ == "selfsup.losses.DCL" and cfg.loss.temperature == 0.07
+
+
+def test_the_teacher_is_evaluated_when_asked(composed) -> None:  # type: ignore[no-untyped-def]
+    module = build_module(composed("method=byol", "method.module.eval_with=teacher"))
+    assert module.eval_encoder is module.momentum_teacher.backbone
+    assert module.eval_head is module.momentum_teacher.head
+    assert build_module(composed("method=byol")).eval_encoder is not None
+    with pytest.raises(ValueError, match="SimCLR has no momentum teacher"):
+        _ = build_module(composed("method=simclr", "+method.module.eval_with=teacher")).eval_encoder
+
+
+def test_optimiser_trains_the_predictor_but_not_the_teacher(composed) -> None:  # type: ignore[no-untyped-def]
+    module = build_module(composed("method=byol"))
+    trained = {id(p) for m in module.trained_modules() for p in m.parameters()}
+    assert {id(p) for p in module.predictor.parameters()} <= trained
+    assert not trained & {id(p) for p in module.momentum_teacher.parameters()}
+    assert all(not p.requires_grad for p in module.momentum_teacher.parameters())
+
+
+def test_multicrop_is_refused_by_two_view_methods(composed) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="method.module: BYOL uses global views only; set augment.local_views=0"):
+        build_module(composed("method=byol", "augment.local_views=2"))
+    assert build_module(composed("method=simclr", "augment.local_views=2")) is not None
+
+
+def test_state_updates_once_per_optimiser_step(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With 2 batches per optimiser step, the teacher moves after steps 0 and 1 of 2, not per batch."""
+    calls: list[tuple[int, int]] = []
+    original = selfsup.methods.BYOL.after_optimizer_step
+
+    def spy(self, step: int, total: int) -> None:  # type: ignore[no-untyped-def]
+        calls.append((step, total))
+        original(self, step, total)
+
+    monkeypatch.setattr(selfsup.methods.BYOL, "after_optimizer_step", spy)
+    cfg = composed(
+        "method=byol", "trainer.limit_train_batches=4", "trainer.accumulate_grad_batches=2", "eval.baselines=[]"
+    )
+    run(cfg, tmp_path / "run", loss_choice="byol")
+    assert calls == [(0, 2), (1, 2)]
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert any(k.startswith("momentum_teacher.") for k in ckpt["state_dict"])
