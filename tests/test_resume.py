@@ -21,20 +21,31 @@ from selfsup.resume import AtomicCheckpointIO, resume_checkpoint
 from selfsup.run_dir import FAILED
 from tests.conftest import ROOT
 
-ARGS = ["trainer.max_epochs=20", "data.batch_size=32", "eval.baselines=[]", "eval.probe_Cs=[1.0]"]
+ARGS = ["data.batch_size=32", "eval.baselines=[]", "eval.probe_Cs=[1.0]"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+# SimCLR over 20 full epochs; the methods with state (MoCo's queue and key encoder, BYOL's EMA
+# target) over 8 shorter ones: what they add to a checkpoint must come back exactly too.
+RUNS = {
+    "simclr": ["method=simclr", "trainer.max_epochs=20"],
+    "moco": ["method=moco", "trainer.max_epochs=8", "trainer.limit_train_batches=12", "method.module.queue_size=96"],
+    "byol": ["method=byol", "trainer.max_epochs=8", "trainer.limit_train_batches=12"],
+}
 
 
-def _cmd(run_dir: Path) -> list[str]:
-    return [sys.executable, "train.py", *ARGS, f"hydra.run.dir={run_dir}"]
+def _cmd(run_dir: Path, method: str = "simclr") -> list[str]:
+    return [sys.executable, "train.py", *ARGS, *RUNS[method], f"hydra.run.dir={run_dir}"]
 
 
-def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", list(RUNS))
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, method: str) -> None:
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    p = subprocess.run(_cmd(ref), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    epochs = int(next(a for a in RUNS[method] if a.startswith("trainer.max_epochs=")).split("=")[1])
+    p = subprocess.run(_cmd(ref, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 
-    proc = subprocess.Popen(_cmd(killed), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(killed, method), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ckpt = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -44,10 +55,10 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> No
     proc.wait()
     assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)
-    assert at_kill["epoch"] < 19
+    assert at_kill["epoch"] < epochs - 1
     seconds_before = at_kill["callbacks"]["Timer"]["time_elapsed"]["train"]
 
-    p = subprocess.run(_cmd(killed), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(_cmd(killed, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"resuming from {ckpt}" in p.stdout
     want = json.loads((ref / "results.json").read_text())
@@ -57,11 +68,19 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> No
     assert got["pretrain_seconds"] > seconds_before > 0
     for key, value in want["metrics"].items():
         assert got["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    # The whole final state, a method's own (queue and pointer, EMA teacher) included.
+    final = [
+        torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+        for d in (ref, killed)
+    ]
+    assert final[0].keys() == final[1].keys()
+    for key, value in final[0].items():
+        torch.testing.assert_close(final[1][key], value, rtol=1e-5, atol=1e-6, msg=key)
 
     # metrics.csv holds every epoch once: the rows before the checkpoint kept, the rest logged anew.
     with open(killed / "metrics.csv") as f:
-        epochs = [r["epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
-    assert epochs == [str(e) for e in range(20)], epochs
+        logged = [r["epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
+    assert logged == [str(e) for e in range(epochs)], logged
 
 
 def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
