@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from selfsup.build import (
 )
 from selfsup.dist import launcher_rank_zero
 from selfsup.eval.online_probe import OnlineLinearProbe
-from selfsup.eval.report import format_table, table_columns
+from selfsup.eval.report import collapse_warning, format_table, table_columns
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
     AtomicCheckpointIO,
@@ -35,6 +36,8 @@ from selfsup.resume import (
     resume_checkpoint,
 )
 from selfsup.run_dir import RESULTS, atomic_write_json, clear_failed, git_revision, mark_failed
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
@@ -110,6 +113,9 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if trainer.is_global_zero:
         rows = final_evaluation(cfg, module, dm, device=module.device)
+        warnings = [w for w in [collapse_warning(rows["pretrained"], cfg.eval.collapse_rankme)] if w]
+        for w in warnings:
+            log.warning(w)
         results = {
             "choices": dict(resolved.get("choices", {})),
             "seed": cfg.seed,
@@ -122,6 +128,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
             "metrics": rows["pretrained"],
             "baselines": {k: v for k, v in rows.items() if k != "pretrained"},
             "git": git,
+            "warnings": warnings,
         }
         for lg in loggers:
             lg.log_metrics({f"final/{k}": v for k, v in rows["pretrained"].items()}, step=trainer.global_step)
@@ -130,7 +137,7 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
                 lg.log_table(key="final/results", columns=columns, data=data, step=trainer.global_step)
             lg.save()
         atomic_write_json(run_dir / RESULTS, results)
-        _report(rows, pretrain_seconds, run_dir)
+        _report(rows, pretrain_seconds, run_dir, warnings)
     for lg in loggers:
         lg.finalize("success")
         if isinstance(lg, WandbLogger):  # close the wandb run: the next job of a sweep starts its own
@@ -138,7 +145,9 @@ def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     return results
 
 
-def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path) -> None:
+def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path, warnings: list[str]) -> None:
     print(f"\npretraining took {seconds:.1f} s; offline evaluation on the held-out split:\n")
     print(format_table(rows))
+    for w in warnings:
+        print(f"\nWARNING: {w}")
     print(f"\nrun directory: {run_dir}")

@@ -85,6 +85,18 @@ def evaluate(
     return out
 
 
+def collapse_warning(metrics: Mapping[str, float], min_rankme: float) -> str | None:
+    """A warning when the projector's RankMe is below ``min_rankme``: the embeddings span only a
+    handful of directions (a collapsed run; RankMe is at least 1). None when it is not, or not known."""
+    r = metrics.get("rankme_projector")
+    if r is None or r >= min_rankme:
+        return None
+    return (
+        f"collapse: the projector's RankMe is {r:.2f} (< eval.collapse_rankme={min_rankme:g}), its embeddings "
+        "span a handful of directions; a lower optim.optimizer.lr or another loss setting usually helps"
+    )
+
+
 def table_columns(rows: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[list[Any]]]:
     """Every metric of every row as columns (``representation`` first); None where a row lacks one."""
     keys = sorted({k for m in rows.values() for k in m})
