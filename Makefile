@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-slurm test-docker test-all bench lint format clean
+.PHONY: install train test test-slow test-readme test-slurm test-docker test-all bench lint format clean
 
 # pip -qq: errors only. Its warnings here are about the machine's pip configuration (an index
 # location it ignores) or setuptools' notes on editable installs, not about the project.
@@ -22,13 +22,18 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
-## The default test run: everything not marked slow, gpu, slurm or docker (pyproject.toml's addopts).
+## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Slower tests (full-length runs); separate from the default run.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
+
+## Every README command run for real, shortened (about 15 min on 2 cores: ~30 train.py processes,
+## each paying torch + Lightning's import). The default run composes every one of them.
+test-readme: $(STAMP)
+	$(BIN)/python -m pytest -m readme $(ARGS)
 
 ## Only the SLURM tests (about 4 min on 2 cores): start a single-node SLURM here (needs root;
 ## without root they skip, saying so) and submit sweeps to it.

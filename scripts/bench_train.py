@@ -3,6 +3,7 @@
 
     python scripts/bench_train.py ddp [--steps N] [--batch B]   # CPU: 1 process vs 2 gloo processes
     python scripts/bench_train.py gpu [--steps N] [--batch B]   # one GPU: 32, bf16, bf16+channels_last+compile
+    python scripts/bench_train.py methods [--steps N] [--batch B]   # CPU: every method's step vs SimCLR's
 
 Every row trains ResNet-18 (timm, CIFAR stem) on 32 px SimCLR views of the bundled digits
 (upsampled crops, so no download), NT-Xent, through ``lightning.Trainer.fit`` with
@@ -154,14 +155,34 @@ def bench_gpu(batch: int, steps: int, warmup: int) -> list[str]:
     return lines
 
 
+def bench_methods(batch: int, steps: int, warmup: int) -> list[str]:
+    """Every configs/method option on the same backbone and batch, one process, relative to SimCLR.
+
+    Each method keeps its own defaults (loss, projector, predictor, views): the step is what a user
+    gets from ``method=NAME``. On the CPU with the threads torch picks.
+    """
+    methods = sorted(p.stem for p in (ROOT / "configs" / "method").glob("*.yaml"))
+    methods.remove("simclr")
+    times = {m: _fit([f"method={m}", f"data.batch_size={batch}"], {"accelerator": "cpu", "devices": 1}, steps, warmup)
+             for m in ["simclr", *methods]}  # fmt: skip
+    lines = [
+        f"| method | s/step | images/s | step time vs simclr |  (batch {batch}, {torch.get_num_threads()} threads)",
+        "|---|---:|---:|---:|",
+    ]
+    for m, s in times.items():
+        lines.append(f"| {m} | {s:.3f} | {batch / s:,.0f} | {s / times['simclr']:.2f}x |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ddp", "gpu"])
+    ap.add_argument("what", choices=["ddp", "gpu", "methods"])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
     ap.add_argument("--batch", type=int, default=64, help="images per process per step")
     args = ap.parse_args(argv)
-    lines = (bench_ddp if args.what == "ddp" else bench_gpu)(args.batch, args.steps, args.warmup)
+    bench = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods}[args.what]
+    lines = bench(args.batch, args.steps, args.warmup)
     print("\n".join(lines))
     return 0
 

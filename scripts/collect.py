@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Collect a sweep's finished runs into one markdown table (and optionally CSV).
 
-    python scripts/collect.py SWEEP_DIR [--group-by loss data] [--csv OUT.csv]
+    python scripts/collect.py SWEEP_DIR [--group-by loss data] [--csv OUT.csv] [--baselines]
 
 Every ``results.json`` below SWEEP_DIR is one run; runs that differ only in seed are averaged
 (mean ± sample std). Unfinished runs (no results.json) are not counted.
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selfsup.run_dir import load_runs  # noqa: E402
-from selfsup.tools.collect import summarize, to_markdown  # noqa: E402
+from selfsup.tools.collect import baseline_rows, summarize, to_markdown  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sweep_dir", type=Path)
     ap.add_argument("--group-by", nargs="+", help="choice keys to group by (default: those that vary)")
     ap.add_argument("--csv", type=Path, help="also write the rows here")
+    ap.add_argument("--baselines", action="store_true", help="add a row per baseline the runs evaluated")
     args = ap.parse_args(argv)
     runs = load_runs(args.sweep_dir)
     if not runs:
         print(f"error: no finished run (results.json) under {args.sweep_dir}", file=sys.stderr)
         return 2
     group_by, rows = summarize(runs, args.group_by)
+    if args.baselines:
+        rows += baseline_rows(runs, group_by)
     print(to_markdown(rows, group_by))
     if args.csv:
         with open(args.csv, "w", newline="") as f:

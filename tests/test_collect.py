@@ -24,6 +24,7 @@ def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True)
         "seed": seed,
         "pretrain_seconds": 10.0,
         "metrics": {"linear_top1": top1, "knn_top1": top1 - 1, "rankme_backbone": 5.0, "lidar_backbone": 3.0},
+        "baselines": {"raw_pixels": {"linear_top1": 50.0 + seed, "knn_top1": 40.0, "rankme_backbone": 9.0}},
     }
     (d / "results.json").write_text(json.dumps(r))
 
@@ -58,3 +59,18 @@ def test_empty_dir_is_an_error(tmp_path: Path) -> None:
         [sys.executable, "scripts/collect.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 2 and "no finished run" in p.stderr
+
+
+def test_baselines_are_rows_of_their_own(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "0", "dcl", 0, 90.0)
+    _fake_run(tmp_path / "1", "ntxent", 1, 80.0)
+    p = subprocess.run(
+        [sys.executable, "scripts/collect.py", str(tmp_path), "--baselines"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    # Averaged over both runs (seeds 0 and 1); no LiDAR or pretraining time for a baseline.
+    assert "| raw_pixels | 2 | 50.50 ± 0.71 | 40.00 ± 0.00 | 9.0 ± 0.0 | – | – |" in p.stdout, p.stdout

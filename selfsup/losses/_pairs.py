@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from selfsup.dist import rank, world_size
 from selfsup.mix import Mix
@@ -109,7 +109,7 @@ def soft_targets(
     return t
 
 
-def _gather_views(x: Tensor, views: int, gather_distributed: bool) -> Tensor:
+def gather_views(x: Tensor, views: int, gather_distributed: bool) -> Tensor:
     """(V*B, D) view-major rows of this rank -> (V, N, D) in global image order."""
     b = x.shape[0] // views
     parts = gather_with_grad(x) if gather_distributed else [x]
@@ -155,8 +155,8 @@ def contrastive_pairs(
     dtype = torch.promote_types(z.dtype, torch.float32)
     z = F.normalize(z.to(dtype), dim=1)
     b = z.shape[0] // views
-    z_all = _gather_views(z, views, gather_distributed)
-    keys_all = z_all if keys is None else _gather_views(F.normalize(keys.to(dtype), dim=1), views, gather_distributed)
+    z_all = gather_views(z, views, gather_distributed)
+    keys_all = z_all if keys is None else gather_views(F.normalize(keys.to(dtype), dim=1), views, gather_distributed)
     n = z_all.shape[1]
     offset = rank() * b if gather_distributed else 0
 
@@ -182,3 +182,44 @@ def contrastive_pairs(
         masked = F.pad(masked, (0, extra.shape[0]), value=False)
     logits = (sim / temperature).masked_fill(masked, MASK_VALUE)
     return Pairs(logits=logits, sim=sim, targets=targets, masked=masked, z_all=z_all, keys_all=keys_all, offset=offset)
+
+
+class ContrastiveLoss(nn.Module):
+    """What the contrastive losses share: τ, the gather switch, and the candidates' arguments.
+
+    A subclass implements :meth:`reduce`, the loss of the compared :class:`Pairs`.
+
+    Args:
+        temperature: τ.
+        gather_distributed: take negatives from every DDP rank (with gradient).
+    """
+
+    def __init__(self, temperature: float, gather_distributed: bool = True) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+
+    def reduce(self, p: Pairs, views: int) -> Tensor:
+        """The scalar loss of the compared pairs."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        z: Tensor,
+        views: int = 2,
+        mix: Mix | None = None,
+        keys: Tensor | None = None,
+        negatives: Tensor | None = None,
+        batch_negatives: str = "all",
+    ) -> Tensor:
+        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar.
+
+        ``keys``, ``negatives`` and ``batch_negatives`` let a method bring its own candidates
+        (MoCo's key encoder and queue, NPID's memory bank): see :func:`contrastive_pairs`.
+        """
+        p = contrastive_pairs(
+            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
+        )
+        return self.reduce(p, views)

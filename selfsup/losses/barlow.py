@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from selfsup.losses._pairs import gather_with_grad
+from selfsup.losses._pairs import gather_views
 
 
 def standardise(z: Tensor, eps: float = 1e-5) -> Tensor:
@@ -35,9 +35,7 @@ class BarlowTwinsLoss(nn.Module):
         """Embeddings ``z`` (V*B, D), view-major; a scalar."""
         if views < 2 or z.shape[0] % views:
             raise ValueError(f"z must be (views*batch, dim) with views >= 2; got {tuple(z.shape)}, {views}")
-        b = z.shape[0] // views
-        parts = gather_with_grad(z) if self.gather_distributed else [z]
-        z_all = torch.cat([p.view(views, b, -1) for p in parts], dim=1)  # (V, N, D)
+        z_all = gather_views(z, views, self.gather_distributed)  # (V, N, D), with gradient
         n = z_all.shape[1]
         zs = [standardise(z_all[v]) for v in range(views)]
         total = z.new_zeros(())

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from selfsup.losses._pairs import MASK_VALUE, Pairs, contrastive_pairs
-from selfsup.mix import Mix
+from selfsup.losses._pairs import MASK_VALUE, ContrastiveLoss, Pairs
 
 
-class DCL(nn.Module):
+class DCL(ContrastiveLoss):
     """NT-Xent with the positive removed from the denominator.
 
     L_i = -w_i·s(z_i¹, z_i²)/τ + log Σ_{l∈{1,2}, j≠i} exp(s(z_i¹, z_j^l)/τ), symmetrised over
@@ -29,33 +28,13 @@ class DCL(nn.Module):
     """
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
+        super().__init__(temperature, gather_distributed)
 
     def positive_weights(self, p: Pairs, views: int) -> Tensor | None:
         """Weight of each anchor's positive term per view, (V*B, V); None means 1."""
         return None
 
-    def forward(
-        self,
-        z: Tensor,
-        views: int = 2,
-        mix: Mix | None = None,
-        keys: Tensor | None = None,
-        negatives: Tensor | None = None,
-        batch_negatives: str = "all",
-    ) -> Tensor:
-        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar.
-
-        ``keys``, ``negatives`` and ``batch_negatives``: a method's own candidates, see
-        :func:`~selfsup.losses._pairs.contrastive_pairs`.
-        """
-        p = contrastive_pairs(
-            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
-        )
+    def reduce(self, p: Pairs, views: int) -> Tensor:
         neg_logits = p.logits.masked_fill(p.pos, MASK_VALUE)  # decoupling: no positive below
         log_denom = torch.logsumexp(neg_logits, dim=1)  # (V*B,)
         nb = p.batch_columns  # positives are among the batch's candidates, never the extra negatives

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from selfsup.losses._pairs import contrastive_pairs
-from selfsup.mix import Mix
+from selfsup.losses._pairs import ContrastiveLoss, Pairs
 
 
-class NTXent(nn.Module):
+class NTXent(ContrastiveLoss):
     """Normalised temperature-scaled cross-entropy over all 2N (V*N) views.
 
     ℓ(i, p) = -log[exp(s_ip/τ) / Σ_{k≠i} exp(s_ik/τ)], averaged over anchors.
@@ -27,30 +26,9 @@ class NTXent(nn.Module):
     """
 
     def __init__(self, temperature: float = 0.5, gather_distributed: bool = True) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
+        super().__init__(temperature, gather_distributed)
 
-    def forward(
-        self,
-        z: Tensor,
-        views: int = 2,
-        mix: Mix | None = None,
-        keys: Tensor | None = None,
-        negatives: Tensor | None = None,
-        batch_negatives: str = "all",
-    ) -> Tensor:
-        """Loss of embeddings ``z`` (V*B, D), view-major; returns a scalar.
-
-        ``keys``, ``negatives`` and ``batch_negatives`` let a method bring its own candidates
-        (MoCo's key encoder and queue, NPID's memory bank): see
-        :func:`~selfsup.losses._pairs.contrastive_pairs`.
-        """
-        p = contrastive_pairs(
-            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
-        )
+    def reduce(self, p: Pairs, views: int) -> Tensor:
         log_denom = torch.logsumexp(p.logits, dim=1)  # (V*B,)
         pos_logit = (p.logits * p.targets).sum(dim=1) / (views - 1)  # mean over positive views
         return (log_denom - pos_logit).mean()

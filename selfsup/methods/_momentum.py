@@ -1,11 +1,16 @@
-"""A momentum (EMA) copy of the online backbone and head: MoCo's key encoder, BYOL's target."""
+"""A momentum (EMA) copy of the online backbone and head (MoCo's key encoder, BYOL's target),
+and the base of the methods that keep one."""
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from selfsup.augment import Views
+from selfsup.methods.base import Method, cosine_momentum
 
 
 class MomentumTeacher(nn.Module):
@@ -39,3 +44,45 @@ class MomentumTeacher(nn.Module):
         """(features, embeddings) of prepared images."""
         h = self.backbone(x)
         return h, self.head(h)
+
+
+class TeacherMethod(Method):
+    """A method with a :class:`MomentumTeacher` of its backbone and head (MoCo, MoCo v3, BYOL).
+
+    The teacher moves after every optimiser step with m from ``base_momentum`` to
+    ``final_momentum`` on BYOL's cosine schedule (equal values: a constant m), logged as
+    ``train/momentum``; ``eval_with=teacher`` evaluates it.
+
+    Args:
+        base_momentum: m at the first step.
+        final_momentum: m at the last step.
+        *args, **kwargs: :class:`~selfsup.methods.base.Method`'s arguments.
+    """
+
+    local_views_ok = False
+
+    def __init__(self, *args: Any, base_momentum: float = 0.99, final_momentum: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not 0 <= base_momentum <= final_momentum <= 1:
+            raise ValueError(f"need 0 <= base_momentum <= final_momentum <= 1; got {base_momentum}, {final_momentum}")
+        self.momentum_teacher = MomentumTeacher(self.backbone, self.head)
+        self.base_momentum, self.final_momentum = base_momentum, final_momentum
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self.momentum_teacher
+
+    @torch.no_grad()
+    def teach(self, views: Views) -> tuple[Tensor, Tensor]:
+        """The teacher's features (V*B, F) and embeddings (V*B, D) of the views, without gradient."""
+        h = self.encode(views, self.momentum_teacher.backbone)
+        return h, self.momentum_teacher.head(h)
+
+    def for_eval(self, h: Tensor, z: Tensor, ht: Tensor, zt: Tensor) -> tuple[Tensor, Tensor]:
+        """The features and embeddings of the encoder ``eval_with`` names."""
+        return (ht, zt) if self.eval_with == "teacher" else (h, z)
+
+    def after_optimizer_step(self, step: int, total: int) -> None:
+        m = cosine_momentum(step, total, self.base_momentum, self.final_momentum)
+        self.momentum_teacher.update(self.backbone, self.head, m)
+        self.log("train/momentum", m, on_step=True, on_epoch=False)

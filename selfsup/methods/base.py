@@ -96,10 +96,14 @@ class Method(L.LightningModule):
         lr_scale: the lr factor as a function of the images per optimiser step; None keeps it.
         eval_with: ``online`` or ``teacher`` (methods with a momentum teacher): which encoder
             the probes, kNN, RankMe, LiDAR and the final report measure.
+        predictor: builds a predictor on the head's output from its input width (a Hydra
+            partial of ``MLPHead``; BYOL, SimSiam, MoCo v3), trained with the rest; None: none.
     """
 
     #: Multi-crop's small local views are used by this method (False: it refuses them).
     local_views_ok = True
+    #: The method cannot train without ``predictor``.
+    needs_predictor = False
 
     def __init__(
         self,
@@ -114,6 +118,7 @@ class Method(L.LightningModule):
         compile: bool = False,
         lr_scale: Callable[[int], float] | None = None,
         eval_with: str = "online",
+        predictor: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if eval_with not in EVAL_WITH:
@@ -122,6 +127,8 @@ class Method(L.LightningModule):
             raise ValueError(
                 f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop is for simclr)"
             )
+        if self.needs_predictor and predictor is None:
+            raise ValueError(f"{type(self).__name__} needs method.module.predictor (an MLPHead partial)")
         self.backbone: nn.Module = backbone
         self.head: nn.Module = head
         self.loss_fn: nn.Module = loss
@@ -133,11 +140,13 @@ class Method(L.LightningModule):
         self.compile_backbone = compile
         self.lr_scale = lr_scale
         self.eval_with = eval_with
+        self.predictor: nn.Module | None = predictor(in_dim=self.head_dim) if predictor is not None else None
 
     # --- what a method implements --------------------------------------------------------------
 
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The loss of one batch of views.
+        """The loss of one batch of views; by default backbone -> head -> ``loss(z, views=V)``
+        (with ``mix=`` when the views were mixed).
 
         Args:
             views: the batch's views (``views.groups``: one (V_g*B, C, S, S) tensor per size).
@@ -147,11 +156,14 @@ class Method(L.LightningModule):
             The scalar loss, and the eval encoder's features (V*B, F) and the eval head's
             embeddings (V*B, D) of the views, for the callbacks (detached here).
         """
-        raise NotImplementedError
+        h = self.encode(views)  # (V*B, F), one forward per view size
+        z = self.head(h)  # (V*B, D)
+        mix = {"mix": views.mix} if views.mix is not None else {}
+        return self.criterion(z, views=views.count, **mix), h, z
 
     def trained_modules(self) -> list[nn.Module]:
-        """The modules the optimiser trains; a method adds its predictor."""
-        return [self.backbone, self.head]
+        """The modules the optimiser trains: backbone, head and the predictor if there is one."""
+        return [self.backbone, self.head] + ([self.predictor] if self.predictor is not None else [])
 
     @property
     def teacher(self) -> nn.Module | None:

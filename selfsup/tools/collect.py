@@ -46,13 +46,40 @@ def summarize(
     return list(group_by), rows
 
 
+def baseline_rows(runs: Sequence[dict[str, Any]], group_by: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per baseline (``random_init``, ``raw_pixels``) the runs evaluated, averaged over the
+    runs (a baseline does not depend on the method or loss; over seeds it varies a little). The
+    first ``group_by`` column names the baseline; metrics a baseline lacks (LiDAR) are NaN."""
+    names = sorted({b for r in runs for b in r.get("baselines", {})})
+    rows = []
+    for name in names:
+        members = [r["baselines"][name] for r in runs if name in r.get("baselines", {})]
+        row: dict[str, Any] = {k: "" for k in group_by}
+        row[group_by[0] if group_by else "baseline"] = name
+        row["runs"] = len(members)
+        row["seeds"] = sorted({r["seed"] for r in runs if name in r.get("baselines", {})})
+        for m in METRICS:
+            vals = [float(b[m]) for b in members if m in b]
+            row[m] = statistics.fmean(vals) if vals else float("nan")
+            row[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def _cell(row: dict[str, Any], metric: str, digits: int, spread: bool = True) -> str:
+    value = row[metric]
+    if value != value:  # NaN: a metric this row does not have (a baseline's LiDAR)
+        return "–"
+    return f"{value:.{digits}f} ± {row[metric + '_std']:.{digits}f}" if spread else f"{value:.{digits}f}"
+
+
 def to_markdown(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
     head = [*group_by, "runs", "linear top-1 (%)", "kNN top-1 (%)", "RankMe", "LiDAR", "pretrain (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(group_by) + "---:|" * 6]
     for r in rows:
         cells = [str(r[k]) for k in group_by] + [str(r["runs"])]
-        cells += [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in ("linear_top1", "knn_top1")]
-        cells += [f"{r[m]:.1f} ± {r[m + '_std']:.1f}" for m in ("rankme_backbone", "lidar_backbone")]
-        cells += [f"{r['pretrain_seconds']:.1f}"]
+        cells += [_cell(r, m, 2) for m in ("linear_top1", "knn_top1")]
+        cells += [_cell(r, m, 1) for m in ("rankme_backbone", "lidar_backbone")]
+        cells += [_cell(r, "pretrain_seconds", 1, spread=False)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

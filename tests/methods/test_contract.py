@@ -36,6 +36,9 @@ def test_every_method_class_has_a_config_and_a_distributed_test() -> None:
     assert classes == targets, f"method classes without a configs/method/ option: {classes - targets}"
     assert all(issubclass(t, Method) for t in targets)
     assert set(METHODS) <= set(PATHS), f"methods without a 2-process test: {set(METHODS) - set(PATHS)}"
+    declared = {loss for m in METHODS for loss in _declared(m)["losses"]}
+    options = {p.stem for p in (CONFIGS / "loss").glob("*.yaml")}
+    assert options <= declared, f"loss options no method declares (so none trains them): {options - declared}"
     for m in METHODS:
         for loss in _declared(m)["losses"]:
             assert (CONFIGS / "loss" / f"{loss}.yaml").is_file(), f"method={m} declares loss={loss}: no such option"
