@@ -50,11 +50,12 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
 
 ## Benchmarks: views/s of the batched vs per-sample augmentation (32 px, SimCLR recipe), DDP's
-## step-time overhead (2 gloo processes vs 1, CPU), and the label-free metrics' cost (digits, and
+## step-time overhead (2 gloo processes vs 1, CPU), every method's step vs SimCLR's (CPU), and the label-free metrics' cost (digits, and
 ## Fashion-MNIST where installed). Figures: BENCHMARKS.md. On a GPU: bench_train.py gpu.
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_augment.py --size 32 --images 4096
 	$(BIN)/python scripts/bench_train.py ddp --batch 64 --steps 10
+	$(BIN)/python scripts/bench_train.py methods --batch 64 --steps 10 --warmup 3
 	$(BIN)/python scripts/bench_metrics.py --data digits
 	$(BIN)/python scripts/bench_metrics.py --data fashion_mnist --epochs 2
 
