@@ -83,7 +83,6 @@ def _check_trainer(t: DictConfig) -> None:
 # looks like one (a long string without spaces): `wandb_api_key`, `hf_token: hf_abc...`, but
 # not a timm ViT's `class_token: true` or a `max_tokens: 77`.
 SECRET_NAMES = ("api_key", "apikey", "password", "passwd", "secret", "secret_key", "access_key")
-TOKEN_SUFFIXES = ("token", "_token", "-token")
 
 
 def _looks_like_credential(value: Any) -> bool:
@@ -99,7 +98,7 @@ def _secret_keys(node: Any, prefix: str = "") -> list[str]:
             name = str(key).lower()
             child = node._get_node(key)  # no interpolation resolved
             value = child._value() if child is not None and not isinstance(child, DictConfig) else None
-            if name.endswith(SECRET_NAMES) or (name.endswith(TOKEN_SUFFIXES) and _looks_like_credential(value)):
+            if name.endswith(SECRET_NAMES) or (name.endswith("token") and _looks_like_credential(value)):
                 found.append(path)
             found += _secret_keys(child, path + ".")
     return found

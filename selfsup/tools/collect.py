@@ -13,6 +13,12 @@ def _value(run: dict[str, Any], metric: str) -> float:
     return float(run[metric]) if metric in run else float(run["metrics"].get(metric, float("nan")))
 
 
+def _put_stats(row: dict[str, Any], metric: str, values: list[float]) -> None:
+    """``row[metric]``: the mean of ``values`` (NaN if none); ``row[metric_std]``: their sample std."""
+    row[metric] = statistics.fmean(values) if values else float("nan")
+    row[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def summarize(
     runs: Sequence[dict[str, Any]], group_by: Sequence[str] | None = None
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -39,9 +45,7 @@ def summarize(
         row["runs"] = len(members)
         row["seeds"] = sorted({m["seed"] for m in members})
         for m in METRICS:
-            vals = [_value(r, m) for r in members]
-            row[m] = statistics.fmean(vals)
-            row[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            _put_stats(row, m, [_value(r, m) for r in members])
         rows.append(row)
     return list(group_by), rows
 
@@ -59,9 +63,7 @@ def baseline_rows(runs: Sequence[dict[str, Any]], group_by: Sequence[str]) -> li
         row["runs"] = len(members)
         row["seeds"] = sorted({r["seed"] for r in runs if name in r.get("baselines", {})})
         for m in METRICS:
-            vals = [float(b[m]) for b in members if m in b]
-            row[m] = statistics.fmean(vals) if vals else float("nan")
-            row[f"{m}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            _put_stats(row, m, [float(b[m]) for b in members if m in b])
         rows.append(row)
     return rows
 
