@@ -5,9 +5,10 @@ from selfsup.methods.base import Method
 from selfsup.methods.byol import BYOL
 from selfsup.methods.moco import MoCo
 from selfsup.methods.mocov3 import MoCoV3
+from selfsup.methods.nnclr import NNCLR
 from selfsup.methods.npid import NPID
 from selfsup.methods.simclr import SimCLR
 from selfsup.methods.simsiam import SimSiam
 from selfsup.methods.vicreg import VICReg
 
-__all__ = ["BYOL", "NPID", "BarlowTwins", "Method", "MoCo", "MoCoV3", "SimCLR", "SimSiam", "VICReg"]
+__all__ = ["BYOL", "NNCLR", "NPID", "BarlowTwins", "Method", "MoCo", "MoCoV3", "SimCLR", "SimSiam", "VICReg"]

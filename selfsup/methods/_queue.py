@@ -1,4 +1,4 @@
-"""MoCo's queue of negative keys (He et al., CVPR 2020)."""
+"""MoCo's queue of negative keys (He et al., CVPR 2020), also NNCLR's support set."""
 
 from __future__ import annotations
 
@@ -44,3 +44,9 @@ class KeyQueue(nn.Module):
         slots = (self.ptr + torch.arange(n, device=self.keys.device)) % size
         self.keys[slots] = F.normalize(keys[-n:], dim=1)
         self.ptr.copy_((self.ptr + n) % size)
+
+    @torch.no_grad()
+    def nearest(self, x: Tensor) -> Tensor:
+        """(n, D) -> (n, D): the queued key of highest cosine similarity to each row (NNCLR)."""
+        sim = F.normalize(x.detach().to(self.keys.dtype), dim=1) @ self.keys.T
+        return self.keys[sim.argmax(dim=1)]

@@ -22,6 +22,7 @@ views in, loss and features out. Everything else is here, once:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -98,12 +99,16 @@ class Method(L.LightningModule):
             the probes, kNN, RankMe, LiDAR and the final report measure.
         predictor: builds a predictor on the head's output from its input width (a Hydra
             partial of ``MLPHead``; BYOL, SimSiam, MoCo v3), trained with the rest; None: none.
+        predictor_lr: the predictor's lr as a multiple of the others' (its schedule is theirs).
+            BYOL (Grill et al. 2020, sec. 5) keeps the predictor near-optimal with 10x.
     """
 
     #: Multi-crop's small local views are used by this method (False: it refuses them).
     local_views_ok = True
     #: The method cannot train without ``predictor``.
     needs_predictor = False
+    #: The method passes a CutMix'ed batch's ``mix`` to its loss (False: it refuses ``augment.cutmix``).
+    mix_ok = True
 
     def __init__(
         self,
@@ -119,6 +124,7 @@ class Method(L.LightningModule):
         lr_scale: Callable[[int], float] | None = None,
         eval_with: str = "online",
         predictor: Callable[..., nn.Module] | None = None,
+        predictor_lr: float = 1.0,
     ) -> None:
         super().__init__()
         if eval_with not in EVAL_WITH:
@@ -127,8 +133,18 @@ class Method(L.LightningModule):
             raise ValueError(
                 f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop is for simclr)"
             )
+        if getattr(view_maker, "cutmix", None) is not None:
+            takes_mix = "mix" in inspect.signature(loss.forward).parameters
+            if not (self.mix_ok and takes_mix):
+                who = f"loss {type(loss).__name__}" if self.mix_ok else type(self).__name__
+                raise ValueError(
+                    f"{who} has no soft targets for mixed views; use augment without cutmix "
+                    "(CutMix's soft targets need simclr, moco or mocov3 with ntxent, dcl, dclw or hcl)"
+                )
         if self.needs_predictor and predictor is None:
             raise ValueError(f"{type(self).__name__} needs method.module.predictor (an MLPHead partial)")
+        if predictor_lr <= 0:
+            raise ValueError(f"method.module.predictor_lr={predictor_lr}; expected a positive lr multiple")
         self.backbone: nn.Module = backbone
         self.head: nn.Module = head
         self.loss_fn: nn.Module = loss
@@ -141,6 +157,7 @@ class Method(L.LightningModule):
         self.lr_scale = lr_scale
         self.eval_with = eval_with
         self.predictor: nn.Module | None = predictor(in_dim=self.head_dim) if predictor is not None else None
+        self.predictor_lr = predictor_lr
 
     # --- what a method implements --------------------------------------------------------------
 
@@ -255,7 +272,16 @@ class Method(L.LightningModule):
         return {"h": h, "z": self.eval_head(h), "labels": y, "index": index}
 
     def configure_optimizers(self) -> Any:
-        opt = self._optimizer(param_groups(self.trained_modules(), self.exclude_bias_and_norm))
+        online = [m for m in self.trained_modules() if m is not self.predictor]
+        groups = param_groups(online, self.exclude_bias_and_norm)
+        if self.predictor is not None:  # its own groups, at predictor_lr x the lr
+            groups += [
+                {**g, "lr_factor": self.predictor_lr}
+                for g in param_groups([self.predictor], self.exclude_bias_and_norm)
+            ]
+        opt = self._optimizer(groups)
+        for group in opt.param_groups:
+            group["lr"] *= group.get("lr_factor", 1.0)
         if self.lr_scale is not None:
             t = self.trainer
             batch = t.datamodule.batch_size * t.world_size * t.accumulate_grad_batches  # type: ignore[attr-defined]

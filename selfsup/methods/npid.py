@@ -30,6 +30,7 @@ class NPID(Method):
     """
 
     local_views_ok = False
+    mix_ok = False  # a bank row is one image's: no soft targets
 
     def __init__(self, *args: Any, negatives: int = 4096, bank_momentum: float = 0.5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -103,3 +103,33 @@ def mixed_naive(
             terms += sum(overlap[b] / norm * -(s[a][b] / tau - math.log(denom)) for b in cols if overlap[b] > 0)
         total += terms / (views - 1)
     return total / (views * n)
+
+
+def mixed_hcl_naive(
+    z: Tensor, views: int, tau: float, beta: float, tau_plus: float, mix_view: int, partner: list[int], lam: list[float]
+) -> float:
+    """HCL with soft positives: the positive logit of view u is the overlap-weighted mean of the
+    logits of u's candidates sharing content with the anchor; every such candidate leaves the
+    negatives, which are reweighted (w ∝ e^{β l}, mean 1) and debiased as in HCL."""
+    n = z.shape[0] // views
+    s = _cos(z)
+    c = _content(views, n, mix_view, partner, lam)
+    total = 0.0
+    for a in range(views * n):
+        v = a // n
+        overlap = [sum(c[a].get(k, 0.0) * w for k, w in c[b].items()) for b in range(views * n)]
+        positives = {b for b in range(views * n) if b // n != v and overlap[b] > 0}
+        negs = [s[a][k] / tau for k in range(views * n) if k != a and k not in positives]
+        imp = [math.exp(beta * x) for x in negs]
+        reweighted = sum(w * math.exp(x) for w, x in zip(imp, negs, strict=True)) / (sum(imp) / len(negs))
+        terms = 0.0
+        for u in range(views):
+            if u == v:
+                continue
+            cols = range(u * n, (u + 1) * n)
+            norm = sum(overlap[b] for b in cols)
+            p = sum(overlap[b] / norm * s[a][b] / tau for b in cols if overlap[b] > 0)
+            ng = max((reweighted - tau_plus * len(negs) * math.exp(p)) / (1 - tau_plus), len(negs) * math.exp(-1 / tau))
+            terms += -math.log(math.exp(p) / (math.exp(p) + ng))
+        total += terms / (views - 1)
+    return total / (views * n)

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from selfsup.losses import DCL, DCLW, NTXent
+from selfsup.losses import DCL, DCLW, HCL, NTXent
 from selfsup.mix import Mix
 from tests.conftest import free_port
 
@@ -22,6 +22,7 @@ LOSSES = {
     "ntxent": lambda: NTXent(temperature=0.3),
     "dcl": lambda: DCL(temperature=0.3),
     "dclw": lambda: DCLW(temperature=0.3, sigma=0.5, weight_detach=False, weight_scope="global"),
+    "hcl": lambda: HCL(temperature=0.3, beta=1.0, tau_plus=0.1),
 }
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfsup.losses import DCL, DCLW, NTXent
+from selfsup.losses import DCL, DCLW, HCL, NTXent
 from selfsup.losses._pairs import soft_targets
 from selfsup.mix import Mix
-from tests.losses.reference import mixed_naive
+from tests.losses.reference import mixed_hcl_naive, mixed_naive
 
-LOSSES = [NTXent(0.5), DCL(0.2), DCLW(0.2, sigma=0.5)]
-IDS = ["ntxent", "dcl", "dclw"]
+LOSSES = [NTXent(0.5), DCL(0.2), DCLW(0.2, sigma=0.5), HCL(0.5, beta=1.0, tau_plus=0.1)]
+IDS = ["ntxent", "dcl", "dclw", "hcl"]
 
 
 def _mix(b: int, view: int, seed: int, lam: torch.Tensor | None = None) -> Mix:
@@ -71,7 +71,19 @@ def test_target_rows_sum_to_one_per_view_and_fixed_points_accumulate() -> None:
     assert t[1 * b + 2, 0 * b + 2] == 1.0  # mixed with itself: all its own content
 
 
-@pytest.mark.parametrize("loss", [NTXent(0.5), DCL(0.5), DCLW(0.5, weight_detach=False)], ids=IDS)
+@pytest.mark.parametrize("views,mix_view", [(2, 1), (2, 0), (3, 1)])
+def test_hcl_soft_targets_match_a_naive_loop(views: int, mix_view: int) -> None:
+    b = 6
+    z = torch.randn(views * b, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    mix = _mix(b, mix_view, 3)
+    got = HCL(0.3, beta=0.8, tau_plus=0.1)(z, views=views, mix=mix).item()
+    want = mixed_hcl_naive(z, views, 0.3, 0.8, 0.1, mix_view, mix.partner.tolist(), mix.lam.tolist())
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "loss", [NTXent(0.5), DCL(0.5), DCLW(0.5, weight_detach=False), HCL(0.5, beta=1.0, tau_plus=0.1)], ids=IDS
+)
 def test_gradcheck_with_mixing(loss: torch.nn.Module) -> None:
     z = torch.randn(2 * 4, 5, dtype=torch.float64, requires_grad=True)
     mix = _mix(4, 1, 6)

@@ -61,7 +61,7 @@ def test_method_trains_two_steps_and_writes_a_complete_run_directory(composed, t
     assert "train/loss_step" in metrics and "val/online_top1" in metrics and "val/rankme_projector" in metrics
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if _declared(m)["losses"] != ["ntxent", "dcl", "dclw"]])
+@pytest.mark.parametrize("method", [m for m in METHODS if "dclw" not in _declared(m)["losses"]])
 def test_an_undeclared_loss_fails_before_anything_is_written(composed, tmp_path, method) -> None:  # type: ignore[no-untyped-def]
     cfg = composed(f"method={method}", "loss=dclw")
     with pytest.raises(ConfigError, match=f"method={method} does not accept loss=dclw; method={method} accepts loss="):
@@ -95,6 +95,21 @@ def test_optimiser_trains_the_predictor_but_not_the_teacher(composed) -> None:  
     assert all(not p.requires_grad for p in module.momentum_teacher.parameters())
 
 
+@pytest.mark.parametrize(
+    "method,loss,who",
+    [
+        ("simclr", "align_uniform", "loss AlignUniform"),
+        ("barlow", "barlow", "loss BarlowTwinsLoss"),
+        ("npid", "ntxent", "NPID"),
+    ],
+)
+def test_cutmix_is_refused_where_no_soft_target_takes_it(composed, method, loss, who) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=f"method.module: {who} has no soft targets for mixed views"):
+        build_module(composed(f"method={method}", f"loss={loss}", "augment=cutmix"))
+    for ok in ("simclr", "moco"):
+        assert build_module(composed(f"method={ok}", "loss=hcl", "augment=cutmix")) is not None
+
+
 def test_multicrop_is_refused_by_two_view_methods(composed) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="method.module: BYOL uses global views only; set augment.local_views=0"):
         build_module(composed("method=byol", "augment.local_views=2"))
@@ -118,3 +133,21 @@ def test_state_updates_once_per_optimiser_step(composed, tmp_path, monkeypatch) 
     assert calls == [(0, 2), (1, 2)]
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert any(k.startswith("momentum_teacher.") for k in ckpt["state_dict"])
+
+
+def test_the_predictor_learns_at_its_own_multiple_of_the_lr(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """method.module.predictor_lr scales the predictor's groups, through the same schedule."""
+    cfg = composed("method=byol", "method.module.predictor_lr=10", "eval.baselines=[]")
+    run(cfg, tmp_path / "run", loss_choice="byol")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    groups = ckpt["optimizer_states"][0]["param_groups"]
+    predictor = [g for g in groups if g.get("lr_factor") == 10]
+    others = [g for g in groups if "lr_factor" not in g]
+    assert predictor and others
+    module = build_module(cfg)
+    assert sum(len(g["params"]) for g in predictor) == len(list(module.predictor.parameters()))
+    for g in predictor:
+        assert g["lr"] == pytest.approx(10 * others[0]["lr"], rel=1e-12)
+        assert g["initial_lr"] == pytest.approx(10 * others[0]["initial_lr"], rel=1e-12)
+    with pytest.raises(ConfigError, match="method.module.predictor_lr=0"):
+        build_module(composed("method=byol", "method.module.predictor_lr=0"))

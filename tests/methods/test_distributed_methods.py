@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
-from selfsup.losses import DCL, DCLW, BarlowTwinsLoss, BYOLLoss, NTXent, SimSiamLoss, VICRegLoss
+from selfsup.losses import DCL, DCLW, HCL, AlignUniform, BarlowTwinsLoss, BYOLLoss, NTXent, SimSiamLoss, VICRegLoss
 from selfsup.methods._memory_bank import MemoryBank
 from selfsup.methods._queue import KeyQueue
 from tests.conftest import free_port
@@ -41,6 +41,12 @@ PATHS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "moco": lambda z, k, idx: NTXent(0.3)(z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"),
     "moco_dclw": lambda z, k, idx: DCLW(0.3, weight_detach=False)(z, views=V, keys=k, negatives=QUEUE),
     "mocov3": lambda z, k, idx: NTXent(0.3)(z, views=V, keys=k, batch_negatives="other_views"),
+    "moco_hcl": lambda z, k, idx: HCL(0.3, beta=1.0, tau_plus=0.1)(
+        z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"
+    ),
+    "simclr_align_uniform": lambda z, k, idx: AlignUniform()(z, views=V),
+    # NNCLR: support-set rows (detached, here k) are the anchors, the predictions z the candidates.
+    "nnclr": lambda z, k, idx: NTXent(0.1)(k, views=V, keys=z, batch_negatives="other_views"),
     "npid": lambda z, k, idx: DCL(0.3)(
         z, views=V, keys=BANK_ROWS[idx].repeat(V, 1), negatives=BANK_ROWS[DRAWN], batch_negatives="none"
     ),

@@ -1,0 +1,87 @@
+"""Naive float64 loops of the seed papers' objectives, one anchor / one pair at a time, written from
+the formulas in docs/algorithms.md (HCL: Robinson et al. 2021; alignment and uniformity: Wang and
+Isola 2020). Torch scalars, so autograd gives the gradients."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm()
+
+
+def hcl_naive(
+    q: Tensor,
+    k: Tensor | None,
+    queue: Tensor | None,
+    views: int,
+    tau: float,
+    beta: float,
+    tau_plus: float,
+    batch_negatives: str = "all",
+) -> Tensor:
+    """Anchor (v, i); positives: the keys of image i in the other views; negatives: the queue and,
+    by ``batch_negatives``, other images' keys (``all``: every view, ``other_views``: views u ≠ v).
+    w_j = e^{β l_j} / mean e^{β l}; Ng = max((Σ w_j e^{l_j} - τ⁺ N e^{p}) / (1 - τ⁺), N e^{-1/τ});
+    loss -log e^{p} / (e^{p} + Ng), averaged over the positives, then over anchors."""
+    k = q if k is None else k
+    n = q.shape[0] // views
+    total = q.new_zeros(())
+    for a in range(views * n):
+        v, i = divmod(a, n)
+        qa = _unit(q[a])
+        negs = [] if queue is None else [qa @ _unit(x) / tau for x in queue]
+        for u in range(views):
+            for j in range(n):
+                if j != i and (batch_negatives == "all" or (batch_negatives == "other_views" and u != v)):
+                    negs.append(qa @ _unit(k[u * n + j]) / tau)
+        count = len(negs)
+        imp = [torch.exp(beta * lj) for lj in negs]
+        mean_imp = sum(imp) / count
+        reweighted = sum(w / mean_imp * torch.exp(lj) for w, lj in zip(imp, negs, strict=True))
+        terms = []
+        for u in range(views):
+            if u == v:
+                continue
+            p = qa @ _unit(k[u * n + i]) / tau
+            ng = (reweighted - tau_plus * count * torch.exp(p)) / (1 - tau_plus)
+            ng = torch.clamp(ng, min=count * math.exp(-1 / tau))
+            terms.append(-torch.log(torch.exp(p) / (torch.exp(p) + ng)))
+        total = total + sum(terms) / len(terms)
+    return total / (views * n)
+
+
+def debiased_naive(z: Tensor, tau: float, tau_plus: float) -> Tensor:
+    """Chuang et al. (2020), two views, the batch's other images as negatives (N = 2B - 2):
+    Ng = max((Σ_j e^{l_j} - τ⁺ N e^{p}) / (1 - τ⁺), N e^{-1/τ})."""
+    n = z.shape[0] // 2
+    total = z.new_zeros(())
+    for a in range(2 * n):
+        v, i = divmod(a, n)
+        za = _unit(z[a])
+        negs = [torch.exp(za @ _unit(z[c]) / tau) for c in range(2 * n) if c % n != i]
+        pos = torch.exp(za @ _unit(z[(1 - v) * n + i]) / tau)
+        ng = torch.clamp((sum(negs) - tau_plus * len(negs) * pos) / (1 - tau_plus), min=len(negs) * math.exp(-1 / tau))
+        total = total - torch.log(pos / (pos + ng))
+    return total / (2 * n)
+
+
+def align_uniform_naive(z: Tensor, views: int, alpha: float, t: float, w_align: float, w_uniform: float) -> Tensor:
+    """w_a · mean over view pairs of mean_i ‖ẑ_i^v - ẑ_i^u‖^α
+    + w_u · mean over views of log mean_{i<j} exp(-t ‖ẑ_i^v - ẑ_j^v‖²)."""
+    n = z.shape[0] // views
+    u = [[_unit(z[v * n + i]) for i in range(n)] for v in range(views)]
+    align = [
+        sum((u[v][i] - u[w][i]).norm() ** alpha for i in range(n)) / n
+        for v in range(views)
+        for w in range(v + 1, views)
+    ]
+    uniform = []
+    for v in range(views):
+        pairs = [torch.exp(-t * (u[v][i] - u[v][j]).norm() ** 2) for i in range(n) for j in range(i + 1, n)]
+        uniform.append(torch.log(sum(pairs) / len(pairs)))
+    return w_align * sum(align) / len(align) + w_uniform * sum(uniform) / len(uniform)
