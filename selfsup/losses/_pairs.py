@@ -48,6 +48,8 @@ class Pairs:
         z_all: (V, N, D) normalised anchors of the global batch.
         keys_all: (V, N, D) normalised batch candidates (``z_all`` itself without ``keys``).
         offset: global image index of local image 0.
+        anchors: (V*B, D) this rank's normalised anchors (the rows).
+        negatives: (K, D) the normalised extra negatives, or None.
     """
 
     logits: Tensor
@@ -57,6 +59,13 @@ class Pairs:
     z_all: Tensor
     keys_all: Tensor
     offset: int
+    anchors: Tensor
+    negatives: Tensor | None = None
+
+    def candidates(self) -> Tensor:
+        """(V*N + K, D) the normalised vector of every shared column, in column order."""
+        flat = self.keys_all.reshape(-1, self.keys_all.shape[-1])
+        return flat if self.negatives is None else torch.cat([flat, self.negatives])
 
     @property
     def pos(self) -> Tensor:
@@ -175,31 +184,66 @@ def contrastive_pairs(
         masked = masked | (same_view & (targets == 0))
     elif batch_negatives == "none":
         masked = masked | (targets == 0)
+    extra = None
     if negatives is not None:
         extra = F.normalize(negatives.to(dtype), dim=1)
         sim = torch.cat([sim, z @ extra.T], dim=1)  # (V*B, V*N + K)
         targets = F.pad(targets, (0, extra.shape[0]))
         masked = F.pad(masked, (0, extra.shape[0]), value=False)
     logits = (sim / temperature).masked_fill(masked, MASK_VALUE)
-    return Pairs(logits=logits, sim=sim, targets=targets, masked=masked, z_all=z_all, keys_all=keys_all, offset=offset)
+    return Pairs(
+        logits=logits,
+        sim=sim,
+        targets=targets,
+        masked=masked,
+        z_all=z_all,
+        keys_all=keys_all,
+        offset=offset,
+        anchors=z,
+        negatives=extra,
+    )
 
 
 class ContrastiveLoss(nn.Module):
-    """What the contrastive losses share: τ, the gather switch, and the candidates' arguments.
+    """What the contrastive losses share: τ, the gather switch, the candidates' arguments, and the
+    hard-negative options.
 
     A subclass implements :meth:`reduce`, the loss of the compared :class:`Pairs`.
 
     Args:
         temperature: τ.
         gather_distributed: take negatives from every DDP rank (with gradient).
+        drop_top_k: leave each anchor's k most similar negatives out of the softmax, as probable
+            false negatives (0: none; at least one negative is always kept).
+        mochi_hardest: MoCHi's N: synthetic negatives are mixed from each anchor's N most similar
+            negatives (0: no MoCHi).
+        mochi_mixes: MoCHi's s: mixtures of two of the hardest negatives per anchor.
+        mochi_query_mixes: MoCHi's s': mixtures of the anchor with one of the hardest per anchor.
     """
 
-    def __init__(self, temperature: float, gather_distributed: bool = True) -> None:
+    def __init__(
+        self,
+        temperature: float,
+        gather_distributed: bool = True,
+        drop_top_k: int = 0,
+        mochi_hardest: int = 0,
+        mochi_mixes: int = 0,
+        mochi_query_mixes: int = 0,
+    ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        counts = {"drop_top_k": drop_top_k, "mochi_hardest": mochi_hardest, "mochi_mixes": mochi_mixes}
+        counts["mochi_query_mixes"] = mochi_query_mixes
+        bad = {k: v for k, v in counts.items() if v < 0}
+        if bad:
+            raise ValueError(f"hard-negative counts must be >= 0; got {bad}")
+        if (mochi_mixes or mochi_query_mixes) and not mochi_hardest:
+            raise ValueError("mochi_mixes and mochi_query_mixes need mochi_hardest > 0 (the negatives they mix)")
         self.temperature = temperature
         self.gather_distributed = gather_distributed
+        self.drop_top_k = drop_top_k
+        self.mochi = (mochi_hardest, mochi_mixes, mochi_query_mixes)
 
     def reduce(self, p: Pairs, views: int) -> Tensor:
         """The scalar loss of the compared pairs."""
@@ -219,7 +263,13 @@ class ContrastiveLoss(nn.Module):
         ``keys``, ``negatives`` and ``batch_negatives`` let a method bring its own candidates
         (MoCo's key encoder and queue, NPID's memory bank): see :func:`contrastive_pairs`.
         """
+        from selfsup.losses._hard_negatives import add_anchor_negatives, drop_most_similar, mochi_negatives
+
         p = contrastive_pairs(
             z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
         )
+        p = drop_most_similar(p, self.drop_top_k)
+        hardest, mixes, query_mixes = self.mochi
+        if hardest and (mixes or query_mixes):
+            p = add_anchor_negatives(p, mochi_negatives(p, hardest, mixes, query_mixes), self.temperature)
         return self.reduce(p, views)

@@ -25,10 +25,12 @@ class DCL(ContrastiveLoss):
     Args:
         temperature: τ.
         gather_distributed: take negatives from every DDP rank (with gradient).
+        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
+            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
-    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
-        super().__init__(temperature, gather_distributed)
+    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True, **hard_negatives: int) -> None:
+        super().__init__(temperature, gather_distributed, **hard_negatives)
 
     def positive_weights(self, p: Pairs, views: int) -> Tensor | None:
         """Weight of each anchor's positive term per view, (V*B, V); None means 1."""

@@ -31,6 +31,8 @@ class DCLW(DCL):
         weight_detach: stop gradients through the weights.
         weight_scope: "global" or "local".
         gather_distributed: take negatives from every DDP rank (with gradient).
+        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
+            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
     def __init__(
@@ -40,8 +42,9 @@ class DCLW(DCL):
         weight_detach: bool = True,
         weight_scope: Literal["global", "local"] = "global",
         gather_distributed: bool = True,
+        **hard_negatives: int,
     ) -> None:
-        super().__init__(temperature=temperature, gather_distributed=gather_distributed)
+        super().__init__(temperature=temperature, gather_distributed=gather_distributed, **hard_negatives)
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         if weight_scope not in ("global", "local"):

@@ -32,12 +32,19 @@ class HCL(ContrastiveLoss):
         beta: β, the concentration on hard negatives (0: uniform weights).
         tau_plus: τ⁺, the class prior: the share of negatives assumed to be false (0: no debiasing).
         gather_distributed: take negatives from every DDP rank (with gradient).
+        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
+            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
     def __init__(
-        self, temperature: float = 0.5, beta: float = 1.0, tau_plus: float = 0.1, gather_distributed: bool = True
+        self,
+        temperature: float = 0.5,
+        beta: float = 1.0,
+        tau_plus: float = 0.1,
+        gather_distributed: bool = True,
+        **hard_negatives: int,
     ) -> None:
-        super().__init__(temperature, gather_distributed)
+        super().__init__(temperature, gather_distributed, **hard_negatives)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
         if not 0 <= tau_plus < 1:

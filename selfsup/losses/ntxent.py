@@ -23,10 +23,12 @@ class NTXent(ContrastiveLoss):
     Args:
         temperature: τ.
         gather_distributed: take negatives from every DDP rank (with gradient).
+        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
+            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
-    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True) -> None:
-        super().__init__(temperature, gather_distributed)
+    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True, **hard_negatives: int) -> None:
+        super().__init__(temperature, gather_distributed, **hard_negatives)
 
     def reduce(self, p: Pairs, views: int) -> Tensor:
         log_denom = torch.logsumexp(p.logits, dim=1)  # (V*B,)

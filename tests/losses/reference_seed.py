@@ -85,3 +85,50 @@ def align_uniform_naive(z: Tensor, views: int, alpha: float, t: float, w_align: 
         pairs = [torch.exp(-t * (u[v][i] - u[v][j]).norm() ** 2) for i in range(n) for j in range(i + 1, n)]
         uniform.append(torch.log(sum(pairs) / len(pairs)))
     return w_align * sum(align) / len(align) + w_uniform * sum(uniform) / len(uniform)
+
+
+def infonce_hard_naive(
+    q: Tensor,
+    k: Tensor | None,
+    queue: Tensor | None,
+    views: int,
+    tau: float,
+    batch_negatives: str = "all",
+    drop: int = 0,
+    draws: dict[str, Tensor] | None = None,
+    hardest: int = 0,
+) -> Tensor:
+    """NT-Xent/InfoNCE where each anchor first loses its ``drop`` most similar negatives, then gains
+    MoCHi's synthetic negatives built from its ``hardest`` remaining ones with the given ``draws``
+    (``i``, ``j``, ``alpha`` for the mixes; ``jq``, ``beta`` for the query mixes; per anchor row),
+    detached. Positives stay in the denominator."""
+    k = q if k is None else k
+    n = q.shape[0] // views
+    total = q.new_zeros(())
+    for a in range(views * n):
+        v, i = divmod(a, n)
+        qa = _unit(q[a])
+        negs = [] if queue is None else [_unit(x) for x in queue]
+        batch = []
+        for u in range(views):
+            for j in range(n):
+                if j != i and (batch_negatives == "all" or (batch_negatives == "other_views" and u != v)):
+                    batch.append(_unit(k[u * n + j]))
+        negs = batch + negs  # column order: the batch, then the queue
+        ranked = sorted(negs, key=lambda x: float((qa @ x).detach()), reverse=True)  # hardest first
+        kept = ranked[drop:]
+        logits = [qa @ x / tau for x in kept]
+        if draws is not None:
+            hard = [x.detach() for x in kept[:hardest]]
+            for s in range(draws["i"].shape[1]):
+                al = float(draws["alpha"][a, s])
+                h = _unit(al * hard[int(draws["i"][a, s])] + (1 - al) * hard[int(draws["j"][a, s])])
+                logits.append(qa @ h / tau)
+            for s in range(draws["jq"].shape[1]):
+                be = float(draws["beta"][a, s])
+                h = _unit(be * qa.detach() + (1 - be) * hard[int(draws["jq"][a, s])])
+                logits.append(qa @ h / tau)
+        pos = [qa @ _unit(k[u * n + i]) / tau for u in range(views) if u != v]
+        denom = sum(torch.exp(x) for x in logits) + sum(torch.exp(x) for x in pos)
+        total = total + sum(-torch.log(torch.exp(x) / denom) for x in pos) / len(pos)
+    return total / (views * n)

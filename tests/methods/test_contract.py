@@ -110,6 +110,22 @@ def test_cutmix_is_refused_where_no_soft_target_takes_it(composed, method, loss,
         assert build_module(composed(f"method={ok}", "loss=hcl", "augment=cutmix")) is not None
 
 
+def test_moco_trains_with_hard_negatives(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """MoCHi and false-negative dropping on MoCo's queue, end to end (the loss options are
+    checked against a naive loop in tests/losses/test_hard_negatives.py)."""
+    cfg = composed(
+        "method=moco",
+        "loss.drop_top_k=2",
+        "loss.mochi_hardest=16",
+        "loss.mochi_mixes=16",
+        "loss.mochi_query_mixes=8",
+        "eval.baselines=[]",
+    )
+    results = run(cfg, tmp_path / "run", loss_choice="ntxent")
+    assert math.isfinite(results["metrics"]["linear_top1"])
+    assert cfg.loss.mochi_hardest == 16 and not (tmp_path / "run" / "FAILED").exists()
+
+
 def test_multicrop_is_refused_by_two_view_methods(composed) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="method.module: BYOL uses global views only; set augment.local_views=0"):
         build_module(composed("method=byol", "augment.local_views=2"))
