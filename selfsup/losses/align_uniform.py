@@ -20,7 +20,7 @@ class AlignUniform(nn.Module):
     code computes them per GPU.
 
     Args:
-        alpha: α, the alignment exponent.
+        alpha: α ≥ 1, the alignment exponent.
         t: the uniformity potential's scale.
         align_weight: w_a.
         uniform_weight: w_u.
@@ -36,8 +36,8 @@ class AlignUniform(nn.Module):
         gather_distributed: bool = True,
     ) -> None:
         super().__init__()
-        if alpha <= 0 or t <= 0:
-            raise ValueError(f"alpha and t must be > 0; got alpha={alpha}, t={t}")
+        if alpha < 1 or t <= 0:  # α < 1: ‖x - y‖^α has no gradient where the views coincide
+            raise ValueError(f"align_uniform needs alpha >= 1 and t > 0; got alpha={alpha}, t={t}")
         self.alpha, self.t = alpha, t
         self.align_weight, self.uniform_weight = align_weight, uniform_weight
         self.gather_distributed = gather_distributed

@@ -14,7 +14,9 @@ views in, loss and features out. Everything else is here, once:
   and projector that the online probe, kNN, RankMe, LiDAR and the final report use; the online
   ones by default, the momentum teacher's with ``method.module.eval_with=teacher``.
 - **State between steps.** :meth:`Method.after_optimizer_step` runs once after every optimiser
-  step (EMA teachers, queues, memory banks update there). State lives in registered buffers
+  step (EMA teachers update there). Queues and memory banks are written in
+  :meth:`Method.objective`, after the loss has read them, once per batch (so once per
+  accumulated micro-batch with ``accumulate_grad_batches``). State lives in registered buffers
   and submodules, so it is in the checkpoint's ``state_dict`` and restored exactly on resume.
   Buffers whose size depends on the data are allocated in :meth:`Method.setup`, which runs
   before Lightning loads a checkpoint.
@@ -98,7 +100,7 @@ class Method(L.LightningModule):
         eval_with: ``online`` or ``teacher`` (methods with a momentum teacher): which encoder
             the probes, kNN, RankMe, LiDAR and the final report measure.
         predictor: builds a predictor on the head's output from its input width (a Hydra
-            partial of ``MLPHead``; BYOL, SimSiam, MoCo v3), trained with the rest; None: none.
+            partial of ``MLPHead``; BYOL, SimSiam, MoCo v3, NNCLR), trained with the rest; None: none.
         predictor_lr: the predictor's lr as a multiple of the others' (its schedule is theirs).
             BYOL (Grill et al. 2020, sec. 5) keeps the predictor near-optimal with 10x.
     """
@@ -145,6 +147,8 @@ class Method(L.LightningModule):
             raise ValueError(f"{type(self).__name__} needs method.module.predictor (an MLPHead partial)")
         if predictor_lr <= 0:
             raise ValueError(f"method.module.predictor_lr={predictor_lr}; expected a positive lr multiple")
+        if predictor is None and predictor_lr != 1:
+            raise ValueError(f"method.module.predictor_lr={predictor_lr}, but {type(self).__name__} has no predictor")
         self.backbone: nn.Module = backbone
         self.head: nn.Module = head
         self.loss_fn: nn.Module = loss
@@ -272,9 +276,12 @@ class Method(L.LightningModule):
         return {"h": h, "z": self.eval_head(h), "labels": y, "index": index}
 
     def configure_optimizers(self) -> Any:
-        online = [m for m in self.trained_modules() if m is not self.predictor]
+        # The predictor gets groups of its own only at its own lr, so the groups (and checkpoints'
+        # optimiser states) of predictor_lr=1 are those of one lr for all.
+        split = self.predictor is not None and self.predictor_lr != 1
+        online = [m for m in self.trained_modules() if not (split and m is self.predictor)]
         groups = param_groups(online, self.exclude_bias_and_norm)
-        if self.predictor is not None:  # its own groups, at predictor_lr x the lr
+        if split and self.predictor is not None:  # its own groups, at predictor_lr x the lr
             groups += [
                 {**g, "lr_factor": self.predictor_lr}
                 for g in param_groups([self.predictor], self.exclude_bias_and_norm)

@@ -46,6 +46,18 @@ def test_hcl_with_a_methods_keys_and_queue_matches_naive_loop(batch_negatives: s
     _same(got, hcl_naive(q, k, negatives, 2, 0.3, 0.7, 0.1, batch_negatives), [q, k])
 
 
+@pytest.mark.parametrize("tau,beta,tau_plus", [(0.01, 1.0, 0.1), (0.005, 3.0, 0.5)])
+def test_hcl_is_stable_in_float32_at_small_temperatures(tau: float, beta: float, tau_plus: float) -> None:
+    """exp(1/τ) overflows float32 at τ 0.01; the log-space form still gives the float64 loop's value."""
+    z64 = _leaf(2 * 4, 6, seed=12)
+    want = hcl_naive(z64, None, None, 2, tau, beta, tau_plus)
+    z32 = z64.detach().float().requires_grad_(True)
+    got = HCL(tau, beta=beta, tau_plus=tau_plus)(z32, views=2)
+    assert got.item() == pytest.approx(want.item(), rel=1e-4)
+    (grad,) = torch.autograd.grad(got, z32)
+    assert torch.isfinite(grad).all()
+
+
 def test_hcl_beta_zero_is_the_debiased_loss_and_zero_prior_is_ntxent() -> None:
     z = _leaf(2 * 6, 8, seed=3)
     _same(HCL(0.5, beta=0.0, tau_plus=0.1)(z, views=2), debiased_naive(z, 0.5, 0.1), [z])
@@ -124,7 +136,9 @@ def test_align_uniform_is_the_metrics_sum_and_zero_alignment_for_identical_views
 
 
 def test_align_uniform_arguments_are_checked() -> None:
-    with pytest.raises(ValueError, match="alpha and t must be > 0"):
+    with pytest.raises(ValueError, match="needs alpha >= 1 and t > 0"):
         AlignUniform(t=0.0)
+    with pytest.raises(ValueError, match="needs alpha >= 1 and t > 0"):
+        AlignUniform(alpha=0.5)
     with pytest.raises(ValueError, match="at least 2 images"):
         AlignUniform()(torch.randn(2, 4), views=2)

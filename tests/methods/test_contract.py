@@ -167,3 +167,5 @@ def test_the_predictor_learns_at_its_own_multiple_of_the_lr(composed, tmp_path) 
         assert g["initial_lr"] == pytest.approx(10 * others[0]["initial_lr"], rel=1e-12)
     with pytest.raises(ConfigError, match="method.module.predictor_lr=0"):
         build_module(composed("method=byol", "method.module.predictor_lr=0"))
+    with pytest.raises(ConfigError, match="predictor_lr=10, but SimCLR has no predictor"):
+        build_module(composed("method=simclr", "+method.module.predictor_lr=10"))
