@@ -73,6 +73,12 @@ def _content(views: int, n: int, mix_view: int, partner: list[int], lam: list[fl
     return out
 
 
+def _overlaps(c: list[dict[int, float]], a: int, views: int, n: int) -> tuple[list[float], set[int]]:
+    """Content shared by anchor a with every candidate, and the candidates of other views sharing any."""
+    overlap = [sum(c[a].get(k, 0.0) * w for k, w in c[b].items()) for b in range(views * n)]
+    return overlap, {b for b in range(views * n) if b // n != a // n and overlap[b] > 0}
+
+
 def mixed_naive(
     z: Tensor, views: int, tau: float, mix_view: int, partner: list[int], lam: list[float], decoupled: bool
 ) -> float:
@@ -88,8 +94,7 @@ def mixed_naive(
     total = 0.0
     for a in range(views * n):
         v = a // n
-        overlap = [sum(c[a].get(k, 0.0) * w for k, w in c[b].items()) for b in range(views * n)]
-        positives = {b for b in range(views * n) if b // n != v and overlap[b] > 0}
+        overlap, positives = _overlaps(c, a, views, n)
         if decoupled:
             denom = sum(math.exp(s[a][k] / tau) for k in range(views * n) if k != a and k not in positives)
         else:
@@ -117,8 +122,7 @@ def mixed_hcl_naive(
     total = 0.0
     for a in range(views * n):
         v = a // n
-        overlap = [sum(c[a].get(k, 0.0) * w for k, w in c[b].items()) for b in range(views * n)]
-        positives = {b for b in range(views * n) if b // n != v and overlap[b] > 0}
+        overlap, positives = _overlaps(c, a, views, n)
         negs = [s[a][k] / tau for k in range(views * n) if k != a and k not in positives]
         imp = [math.exp(beta * x) for x in negs]
         reweighted = sum(w * math.exp(x) for w, x in zip(imp, negs, strict=True)) / (sum(imp) / len(negs))

@@ -3,8 +3,23 @@ the papers' formulas (docs/algorithms.md, Methods). Torch scalars, so autograd g
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor
+
+
+def leaf(*shape: int, seed: int) -> Tensor:
+    """A float64 (shape) input that requires grad, from its own seeded generator."""
+    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
+
+
+def assert_same(got: Tensor, want: Tensor, inputs: list[Tensor]) -> None:
+    """Equal values, and equal gradients with respect to every input."""
+    assert got.item() == pytest.approx(want.item(), rel=1e-9, abs=1e-10)
+    g_got = torch.autograd.grad(got, inputs, retain_graph=True)
+    g_want = torch.autograd.grad(want, inputs)
+    for a, b in zip(g_got, g_want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -13,6 +28,18 @@ def _unit(x: Tensor) -> Tensor:
 
 def _cos(a: Tensor, b: Tensor) -> Tensor:
     return (a * b).sum() / (a.norm() * b.norm())
+
+
+def batch_negative_keys(k: Tensor, v: int, i: int, views: int, batch_negatives: str) -> list[Tensor]:
+    """The batch's keys that are negatives of anchor (v, i), unit length, in column order: every
+    view of the other images (``all``), their other views only (``other_views``), or none."""
+    n = k.shape[0] // views
+    return [
+        _unit(k[u * n + j])
+        for u in range(views)
+        for j in range(n)
+        if j != i and (batch_negatives == "all" or (batch_negatives == "other_views" and u != v))
+    ]
 
 
 def infonce_keys_naive(
@@ -28,12 +55,7 @@ def infonce_keys_naive(
         v, i = divmod(a, n)
         qa = _unit(q[a])
         negs = [] if queue is None else [torch.exp(qa @ _unit(x) / tau) for x in queue]
-        for u in range(views):
-            for j in range(n):
-                if j == i:
-                    continue
-                if batch_negatives == "all" or (batch_negatives == "other_views" and u != v):
-                    negs.append(torch.exp(qa @ _unit(k[u * n + j]) / tau))
+        negs += [torch.exp(qa @ x / tau) for x in batch_negative_keys(k, v, i, views, batch_negatives)]
         neg = torch.stack(negs).sum()
         pos = [torch.exp(qa @ _unit(k[u * n + i]) / tau) for u in range(views) if u != v]
         # NT-Xent keeps every positive in the denominator; DCL keeps none.

@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor
 
+from tests.losses.reference_methods import batch_negative_keys
+
 
 def _unit(x: Tensor) -> Tensor:
     return x / x.norm()
@@ -35,10 +37,7 @@ def hcl_naive(
         v, i = divmod(a, n)
         qa = _unit(q[a])
         negs = [] if queue is None else [qa @ _unit(x) / tau for x in queue]
-        for u in range(views):
-            for j in range(n):
-                if j != i and (batch_negatives == "all" or (batch_negatives == "other_views" and u != v)):
-                    negs.append(qa @ _unit(k[u * n + j]) / tau)
+        negs += [qa @ x / tau for x in batch_negative_keys(k, v, i, views, batch_negatives)]
         count = len(negs)
         imp = [torch.exp(beta * lj) for lj in negs]
         mean_imp = sum(imp) / count
@@ -108,13 +107,8 @@ def infonce_hard_naive(
     for a in range(views * n):
         v, i = divmod(a, n)
         qa = _unit(q[a])
-        negs = [] if queue is None else [_unit(x) for x in queue]
-        batch = []
-        for u in range(views):
-            for j in range(n):
-                if j != i and (batch_negatives == "all" or (batch_negatives == "other_views" and u != v)):
-                    batch.append(_unit(k[u * n + j]))
-        negs = batch + negs  # column order: the batch, then the queue
+        queued = [] if queue is None else [_unit(x) for x in queue]
+        negs = batch_negative_keys(k, v, i, views, batch_negatives) + queued  # column order
         ranked = sorted(negs, key=lambda x: float((qa @ x).detach()), reverse=True)  # hardest first
         kept = ranked[drop:]
         logits = [qa @ x / tau for x in kept]

@@ -10,40 +10,31 @@ import torch
 from selfsup.losses import DCL, HCL, NTXent
 from selfsup.losses._hard_negatives import mochi_negatives
 from selfsup.losses._pairs import contrastive_pairs
+from tests.losses.reference_methods import assert_same, leaf
 from tests.losses.reference_seed import infonce_hard_naive
-
-
-def _leaf(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).requires_grad_(True)
-
-
-def _same(got: torch.Tensor, want: torch.Tensor, inputs: list[torch.Tensor]) -> None:
-    assert got.item() == pytest.approx(want.item(), rel=1e-9, abs=1e-10)
-    for a, b in zip(
-        torch.autograd.grad(got, inputs, retain_graph=True), torch.autograd.grad(want, inputs), strict=True
-    ):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("views,drop", [(2, 1), (2, 3), (3, 2)])
 def test_dropping_the_most_similar_negatives_matches_naive_loop(views: int, drop: int) -> None:
-    z = _leaf(views * 5, 6, seed=views + drop)
-    _same(NTXent(0.3, drop_top_k=drop)(z, views=views), infonce_hard_naive(z, None, None, views, 0.3, drop=drop), [z])
+    z = leaf(views * 5, 6, seed=views + drop)
+    assert_same(
+        NTXent(0.3, drop_top_k=drop)(z, views=views), infonce_hard_naive(z, None, None, views, 0.3, drop=drop), [z]
+    )
 
 
 @pytest.mark.parametrize("batch_negatives", ["none", "other_views", "all"])
 def test_dropping_on_keys_and_a_queue_matches_naive_loop(batch_negatives: str) -> None:
-    q, k = _leaf(2 * 4, 5, seed=1), _leaf(2 * 4, 5, seed=2)
+    q, k = leaf(2 * 4, 5, seed=1), leaf(2 * 4, 5, seed=2)
     queue = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     args = {"keys": k, "negatives": queue, "batch_negatives": batch_negatives}
     got = NTXent(0.2, drop_top_k=2)(q, views=2, **args)
-    _same(got, infonce_hard_naive(q, k, queue, 2, 0.2, batch_negatives, drop=2), [q, k])
+    assert_same(got, infonce_hard_naive(q, k, queue, 2, 0.2, batch_negatives, drop=2), [q, k])
 
 
 def test_dropping_keeps_one_negative_and_zero_is_the_plain_loss() -> None:
-    z = _leaf(2 * 3, 4, seed=4)  # 4 negatives per anchor
-    _same(NTXent(0.3, drop_top_k=100)(z, views=2), infonce_hard_naive(z, None, None, 2, 0.3, drop=3), [z])
-    _same(NTXent(0.3, drop_top_k=0)(z, views=2), NTXent(0.3)(z, views=2), [z])
+    z = leaf(2 * 3, 4, seed=4)  # 4 negatives per anchor
+    assert_same(NTXent(0.3, drop_top_k=100)(z, views=2), infonce_hard_naive(z, None, None, 2, 0.3, drop=3), [z])
+    assert_same(NTXent(0.3, drop_top_k=0)(z, views=2), NTXent(0.3)(z, views=2), [z])
 
 
 def _draws(rows: int, hardest: int, mixes: int, query_mixes: int, seed: int) -> dict[str, torch.Tensor]:
@@ -59,7 +50,7 @@ def _draws(rows: int, hardest: int, mixes: int, query_mixes: int, seed: int) -> 
 
 @pytest.mark.parametrize("mixes,query_mixes,drop", [(4, 0, 0), (0, 3, 0), (4, 3, 0), (4, 3, 1)])
 def test_mochi_on_moco_keys_and_queue_matches_naive_loop(mixes: int, query_mixes: int, drop: int) -> None:
-    q, k = _leaf(2 * 4, 5, seed=5), _leaf(2 * 4, 5, seed=6)
+    q, k = leaf(2 * 4, 5, seed=5), leaf(2 * 4, 5, seed=6)
     queue = torch.randn(9, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
     args = {"keys": k, "negatives": queue, "batch_negatives": "none"}
     loss = NTXent(0.2, drop_top_k=drop, mochi_hardest=5, mochi_mixes=mixes, mochi_query_mixes=query_mixes)
@@ -68,19 +59,19 @@ def test_mochi_on_moco_keys_and_queue_matches_naive_loop(mixes: int, query_mixes
     want = infonce_hard_naive(
         q, k, queue, 2, 0.2, "none", drop=drop, draws=_draws(8, 5, mixes, query_mixes, 11), hardest=5
     )
-    _same(got, want, [q, k])
+    assert_same(got, want, [q, k])
 
 
 def test_mochi_on_in_batch_negatives_matches_naive_loop() -> None:
-    z = _leaf(2 * 6, 5, seed=8)
+    z = leaf(2 * 6, 5, seed=8)
     torch.manual_seed(12)
     got = NTXent(0.3, mochi_hardest=4, mochi_mixes=3, mochi_query_mixes=2)(z, views=2)
     want = infonce_hard_naive(z, None, None, 2, 0.3, draws=_draws(12, 4, 3, 2, 12), hardest=4)
-    _same(got, want, [z])
+    assert_same(got, want, [z])
 
 
 def test_synthetic_negatives_are_detached_unit_vectors_near_the_hardest() -> None:
-    z = _leaf(2 * 6, 5, seed=9)
+    z = leaf(2 * 6, 5, seed=9)
     p = contrastive_pairs(z, 2, 0.3, gather_distributed=False)
     h = mochi_negatives(p, hardest=3, mixes=8, query_mixes=8)
     assert h.shape == (12, 16, 5) and not h.requires_grad
@@ -93,7 +84,7 @@ def test_synthetic_negatives_are_detached_unit_vectors_near_the_hardest() -> Non
 
 
 def test_hard_negative_options_reach_every_contrastive_loss_and_bad_counts_are_named() -> None:
-    z = _leaf(2 * 5, 4, seed=10)
+    z = leaf(2 * 5, 4, seed=10)
     for loss in (
         DCL(0.2, drop_top_k=1, mochi_hardest=3, mochi_mixes=2),
         HCL(0.5, mochi_hardest=3, mochi_query_mixes=2),
