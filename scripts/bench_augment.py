@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from selfsup.augment import CutMix, RandAugment, RandomFields, ViewMaker  # noqa: E402
+from selfsup.augment import CutMix, Mixup, RandAugment, RandomFields, ResizeMix, ViewMaker  # noqa: E402
 from selfsup.augment.torchvision_views import TorchvisionViews  # noqa: E402
 from selfsup.data.base import TensorImageDataset  # noqa: E402
 from selfsup.data.module import Transformed  # noqa: E402
@@ -193,7 +193,9 @@ def main() -> None:
         "simclr": {},
         "randaugment": {"randaugment": RandAugment()},
         "multicrop": local,
-        "cutmix": {"cutmix": CutMix()},
+        "cutmix": {"mix": CutMix()},
+        "mixup": {"mix": Mixup()},
+        "resizemix": {"mix": ResizeMix()},
         "random_fields": {"random_fields": RandomFields(**fields)},
     }
     torch.manual_seed(0)

@@ -125,9 +125,18 @@ def test_three_views_train(composed, tmp_path) -> None:  # type: ignore[no-untyp
         ["augment=multicrop", "augment.backend=torchvision", "loss=dcl"],
         ["augment=randaugment", "augment.backend=torchvision"],
         ["augment=cutmix", "augment.local_views=2", "loss=dclw"],
+        ["augment=mixup", "method=moco", "loss=hcl"],
+        ["augment=resizemix", "method=mocov3", "loss=dcl", "augment.mix.view=0"],
         ["augment=randaugment", "augment.per_view=[{blur_p: 1.0},{blur_p: 0.1,solarize_p: 0.2,randaugment: false}]"],
     ],
-    ids=["torchvision-multicrop", "torchvision-randaugment", "cutmix-multicrop", "asymmetric-randaugment-one-view"],
+    ids=[
+        "torchvision-multicrop",
+        "torchvision-randaugment",
+        "cutmix-multicrop",
+        "mixup-moco-hcl",
+        "resizemix-mocov3-dcl",
+        "asymmetric-randaugment-one-view",
+    ],
 )
 def test_augment_combinations_train(composed, tmp_path, overrides) -> None:  # type: ignore[no-untyped-def]
     cfg = composed(*overrides)

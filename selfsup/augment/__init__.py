@@ -6,10 +6,13 @@ transfer; ``augment.backend=torchvision`` makes them per sample in the DataLoade
 
 from typing import Any
 
+from selfsup.augment.batch_mix import BatchMix
 from selfsup.augment.cutmix import CutMix
+from selfsup.augment.mixup import Mixup
 from selfsup.augment.randaugment import RandAugment
 from selfsup.augment.random_fields import RandomFields
 from selfsup.augment.recipe import ViewRecipe
+from selfsup.augment.resizemix import ResizeMix
 from selfsup.augment.views import ViewMaker, ViewPipeline, Views
 
 BACKENDS = ("batched", "torchvision")
@@ -28,9 +31,12 @@ def make_view_maker(backend: str = "batched", **kwargs: Any) -> ViewPipeline:
 
 __all__ = [
     "BACKENDS",
+    "BatchMix",
     "CutMix",
+    "Mixup",
     "RandAugment",
     "RandomFields",
+    "ResizeMix",
     "ViewMaker",
     "ViewPipeline",
     "ViewRecipe",

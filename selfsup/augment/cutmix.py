@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from selfsup.augment.batch_mix import BatchMix, beta, check_alpha
 
 
 def cutmix_boxes(n: int, height: int, width: int, alpha: float, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -13,7 +15,7 @@ def cutmix_boxes(n: int, height: int, width: int, alpha: float, device: torch.de
         (n, 4) long boxes ``x0, y0, x1, y1`` (exclusive ends) and (n,) λ recomputed from the
         clipped box as ``1 - box area / image area``.
     """
-    lam = torch.distributions.Beta(alpha, alpha).sample((n,)).to(device)
+    lam = beta(alpha, n, device)
     cut = torch.sqrt(1 - lam)
     cw, ch = (width * cut).long(), (height * cut).long()
     cx = torch.randint(width, (n,), device=device)
@@ -24,7 +26,17 @@ def cutmix_boxes(n: int, height: int, width: int, alpha: float, device: torch.de
     return torch.stack([x0, y0, x1, y1], 1), 1 - area.float() / (height * width)
 
 
-class CutMix(nn.Module):
+def paste_boxes(x: Tensor, source: Tensor, boxes: Tensor) -> Tensor:
+    """``x`` with each image's box ``x0, y0, x1, y1`` (exclusive ends) taken from ``source``."""
+    _, _, h, w = x.shape
+    x0, y0, x1, y1 = (c.view(-1, 1, 1, 1) for c in boxes.unbind(1))
+    xs = torch.arange(w, device=x.device).view(1, 1, 1, -1)
+    ys = torch.arange(h, device=x.device).view(1, 1, -1, 1)
+    inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    return torch.where(inside, source, x)
+
+
+class CutMix(BatchMix):
     """Pastes a box of a partner image into one view, i-Mix style, and reports the mix.
 
     Args:
@@ -33,29 +45,14 @@ class CutMix(nn.Module):
         view: which view to mix, counted among the global views (negative counts from the end).
     """
 
+    name = "cutmix"
+
     def __init__(self, alpha: float = 1.0, p: float = 1.0, view: int = -1) -> None:
-        super().__init__()
-        if alpha <= 0 or not 0 <= p <= 1:
-            raise ValueError(f"cutmix needs alpha > 0 and 0 <= p <= 1, got alpha={alpha}, p={p}")
+        super().__init__(p, view)
+        check_alpha(alpha, self.name)
         self.alpha = alpha
-        self.p = p
-        self.view = view
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Mix (B, C, H, W) images with a random permutation of themselves.
-
-        Returns:
-            the mixed images, the partner permutation (B,), and λ (B,).
-        """
+    def paste(self, x: Tensor, partner: Tensor) -> tuple[Tensor, Tensor]:
         b, _, h, w = x.shape
-        dev = x.device
-        partner = torch.randperm(b, device=dev)
-        boxes, lam = cutmix_boxes(b, h, w, self.alpha, dev)
-        off = torch.rand(b, device=dev) >= self.p
-        boxes[off] = 0
-        lam = torch.where(off, torch.ones_like(lam), lam)
-        x0, y0, x1, y1 = (c.view(-1, 1, 1, 1) for c in boxes.unbind(1))
-        xs = torch.arange(w, device=dev).view(1, 1, 1, -1)
-        ys = torch.arange(h, device=dev).view(1, 1, -1, 1)
-        inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
-        return torch.where(inside, x[partner], x), partner, lam
+        boxes, lam = cutmix_boxes(b, h, w, self.alpha, x.device)
+        return paste_boxes(x, x[partner], boxes), lam

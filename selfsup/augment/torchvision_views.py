@@ -2,7 +2,7 @@
 
 For comparison with the batched backend, and for inputs that cannot be batched. Each
 sample becomes a tuple of normalised float views; the model-side module only groups them
-by size and applies CutMix (a batch operation) after the transfer.
+by size and applies the batch mix (CutMix, Mixup, ResizeMix) after the transfer.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.augment import color
-from selfsup.augment.cutmix import CutMix
+from selfsup.augment.batch_mix import BatchMix
 from selfsup.augment.geometry import resized_crop, sample_crop_boxes
 from selfsup.augment.randaugment import RandAugment
 from selfsup.augment.random_fields import RandomFields
@@ -27,7 +27,7 @@ class Views:
     Attributes:
         groups: one view-major tensor per view size, (V_g*B, C, S_g, S_g); global views first.
         count: V, the number of views of each image over all groups.
-        mix: how a view was mixed (CutMix), or None.
+        mix: how a view was mixed (CutMix, Mixup, ResizeMix), or None.
     """
 
     groups: list[Tensor]
@@ -36,7 +36,7 @@ class Views:
 
 
 class ViewPipeline(nn.Module):
-    """What both backends share: the recipes, normalisation, evaluation input and CutMix.
+    """What both backends share: the recipes, normalisation, evaluation input and the batch mix.
 
     Args:
         views: number of global views V.
@@ -59,7 +59,8 @@ class ViewPipeline(nn.Module):
         local_crop_scale: area fraction range of the local crops (other settings: the base recipe).
         randaugment: RandAugment after crop and flip, or None.
         random_fields: Gaussian random fields after crop and flip, or None.
-        cutmix: CutMix of one global view with a permutation of the batch, or None.
+        mix: a :class:`~selfsup.augment.batch_mix.BatchMix` (CutMix, Mixup, ResizeMix) of one
+            global view with a permutation of the batch, or None.
         mean: per-channel normalisation mean (in [0, 1] units).
         std: per-channel normalisation standard deviation.
     """
@@ -89,7 +90,7 @@ class ViewPipeline(nn.Module):
         local_crop_scale: Sequence[float] = (0.05, 0.4),
         randaugment: RandAugment | None = None,
         random_fields: RandomFields | None = None,
-        cutmix: CutMix | None = None,
+        mix: BatchMix | None = None,
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.5,),
     ) -> None:
@@ -118,9 +119,11 @@ class ViewPipeline(nn.Module):
         )
         self.randaugment = randaugment
         self.random_fields = random_fields
-        self.cutmix = cutmix
-        if cutmix is not None and not -views <= cutmix.view < views:
-            raise ValueError(f"augment.cutmix.view={cutmix.view} is not one of the {views} global views")
+        self.mix = mix
+        if mix is not None and not -views <= mix.view < views:
+            raise ValueError(
+                f"augment.mix.view={mix.view}: expected one of the {views} global views (-{views}..{views - 1})"
+            )
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), False)
 
@@ -145,13 +148,13 @@ class ViewPipeline(nn.Module):
         raise NotImplementedError
 
     def _finish(self, groups: list[Tensor], batch: int) -> Views:
-        """Apply CutMix to its global view and package the groups."""
-        if self.cutmix is None:
+        """Apply the batch mix to its global view and package the groups."""
+        if self.mix is None:
             return Views(groups, self.count, None)
-        m = self.cutmix.view % self.views
+        m = self.mix.view % self.views
         first = groups[0]
         sl = slice(m * batch, (m + 1) * batch)
-        mixed, partner, lam = self.cutmix(first[sl])
+        mixed, partner, lam = self.mix(first[sl])
         groups = [torch.cat([first[: sl.start], mixed, first[sl.stop :]]), *groups[1:]]
         return Views(groups, self.count, Mix(view=m, partner=partner, lam=lam))
 
@@ -161,7 +164,7 @@ class ViewMaker(ViewPipeline):
 
     Per view and image, independently: random resized crop and flip (one sampling grid),
     random fields, RandAugment, colour jitter (random order per image), grayscale, Gaussian
-    blur, solarize; then normalisation. Then CutMix on one global view. Arguments: see
+    blur, solarize; then normalisation. Then the batch mix (CutMix, Mixup, ResizeMix) on one global view. Arguments: see
     :class:`ViewPipeline`.
     """
 

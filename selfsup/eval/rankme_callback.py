@@ -8,11 +8,13 @@ import lightning as L
 from torch import Tensor
 
 from selfsup.eval.held_out import HeldOutMetric
+from selfsup.heads import projector_parts
 from selfsup.metrics import rankme
 
 
 class RankMeCallback(HeldOutMetric):
-    """Logs ``val/rankme_backbone`` and ``val/rankme_projector`` from the validation features.
+    """Logs ``val/rankme_backbone`` and ``val/rankme_projector`` (and ``val/rankme_projector_head{c}``
+    for each head of a multi-head projector) from the validation features.
 
     Args:
         every_n_epochs: compute after every N-th epoch (and after the last).
@@ -24,7 +26,7 @@ class RankMeCallback(HeldOutMetric):
         self.eps = eps
 
     def compute(self, trainer: L.Trainer, module: Any, features: dict[str, Tensor]) -> dict[str, float]:
-        return {
-            "rankme_backbone": rankme(features["h"], eps=self.eps),
-            "rankme_projector": rankme(features["z"], eps=self.eps),
+        parts = projector_parts(module.eval_head, features["z"])  # a multi-head projector: each head too
+        return {"rankme_backbone": rankme(features["h"], eps=self.eps)} | {
+            f"rankme_{name}": rankme(z, eps=self.eps) for name, z in parts.items()
         }

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from selfsup.eval.features import extract_features, labelled_features
 from selfsup.eval.knn import knn_top1
 from selfsup.eval.linear_probe import linear_probe
+from selfsup.heads import projector_parts
 from selfsup.metrics.rankme import rankme
 
 
@@ -80,8 +81,8 @@ def evaluate(
         ),
         "rankme_backbone": rankme(te["h"]),
     }
-    if "z" in te:
-        out["rankme_projector"] = rankme(te["z"])
+    if "z" in te and head is not None:
+        out |= {f"rankme_{name}": rankme(z) for name, z in projector_parts(head, te["z"]).items()}
     return out
 
 

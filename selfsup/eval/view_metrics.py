@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from selfsup.augment import ViewPipeline
 from selfsup.eval.held_out import HeldOutMetric
+from selfsup.heads import projector_parts
 from selfsup.metrics import alignment, lidar, uniformity
 
 
@@ -41,7 +42,8 @@ def view_metrics(
         seed: seed of the views.
 
     Returns:
-        ``lidar``, ``align``, ``uniform``, each with a ``_backbone`` and ``_projector`` suffix.
+        ``lidar``, ``align``, ``uniform``, each with a ``_backbone`` and ``_projector`` suffix (and
+        ``_projector_head{c}`` for each head of a multi-head projector).
     """
     n = images.shape[0]
     devices = [images.device] if images.device.type == "cuda" else []
@@ -54,7 +56,7 @@ def view_metrics(
     h = torch.cat([backbone(chunk) for chunk in x.split(512)])
     z = head(h)
     out: dict[str, float] = {}
-    for name, e in (("backbone", h), ("projector", z)):
+    for name, e in {"backbone": h, **projector_parts(head, z)}.items():
         e = e.float().view(views, n, -1)  # (q, n, D): row [v, i] is view v of image i
         out[f"lidar_{name}"] = lidar(e.transpose(0, 1), delta=delta, eps=eps)
         out[f"align_{name}"] = float(alignment(e[0], e[1]))

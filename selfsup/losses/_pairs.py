@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.dist import rank, world_size
+from selfsup.losses._feature_transform import FeatureTransform
 from selfsup.mix import Mix
 
 # Large finite negative used to mask logits: -inf would give NaN gradients in corner cases.
@@ -134,6 +135,7 @@ def contrastive_pairs(
     keys: Tensor | None = None,
     negatives: Tensor | None = None,
     batch_negatives: str = "all",
+    transform: FeatureTransform | None = None,
 ) -> Pairs:
     """Normalise, gather and compare.
 
@@ -151,6 +153,8 @@ def contrastive_pairs(
             softmax: ``all`` (SimCLR: every view of every other image), ``other_views`` (MoCo v3:
             the other views only, never the anchor's own view) or ``none`` (MoCo v2, NPID: only
             ``negatives``).
+        transform: feature transformation (positive extrapolation before the gather, negative
+            interpolation of the candidates that are not the anchor's positives), or None.
     """
     if views < 2:
         raise ValueError(f"contrastive losses need at least 2 views, got views={views}")
@@ -164,8 +168,11 @@ def contrastive_pairs(
     dtype = torch.promote_types(z.dtype, torch.float32)
     z = F.normalize(z.to(dtype), dim=1)
     b = z.shape[0] // views
+    unit_keys = None if keys is None else F.normalize(keys.to(dtype), dim=1)
+    if transform is not None:  # an image's views are all on this rank: before the gather
+        z, unit_keys = transform.extrapolate(z, unit_keys, views)
     z_all = gather_views(z, views, gather_distributed)
-    keys_all = z_all if keys is None else gather_views(F.normalize(keys.to(dtype), dim=1), views, gather_distributed)
+    keys_all = z_all if unit_keys is None else gather_views(unit_keys, views, gather_distributed)
     n = z_all.shape[1]
     offset = rank() * b if gather_distributed else 0
 
@@ -184,9 +191,15 @@ def contrastive_pairs(
         masked = masked | (same_view & (targets == 0))
     elif batch_negatives == "none":
         masked = masked | (targets == 0)
+    mu = transform.draw_mu(sim) if transform is not None else None
+    if mu is not None:  # the negatives of the batch, mixed over images; positives stay as they are
+        mixed = transform.interpolate(keys_all, mu, dim=1)  # type: ignore[union-attr]
+        sim = torch.where(targets > 0, sim, z @ mixed.reshape(views * n, -1).T)
     extra = None
     if negatives is not None:
         extra = F.normalize(negatives.to(dtype), dim=1)
+        if mu is not None:
+            extra = transform.interpolate(extra, mu, dim=0)  # type: ignore[union-attr]
         sim = torch.cat([sim, z @ extra.T], dim=1)  # (V*B, V*N + K)
         targets = F.pad(targets, (0, extra.shape[0]))
         masked = F.pad(masked, (0, extra.shape[0]), value=False)
@@ -219,6 +232,10 @@ class ContrastiveLoss(nn.Module):
             negatives (0: no MoCHi).
         mochi_mixes: MoCHi's s: mixtures of two of the hardest negatives per anchor.
         mochi_query_mixes: MoCHi's s': mixtures of the anchor with one of the hardest per anchor.
+        ft_pos_alpha: feature transformation's positive extrapolation, λ = 1 + Beta(α, α) (0: off).
+        ft_neg_alpha: feature transformation's negative interpolation, μ ~ Beta(α, α) (0: off).
+        ft_normalize: re-normalise the transformed embeddings
+            (:class:`~selfsup.losses._feature_transform.FeatureTransform`).
     """
 
     def __init__(
@@ -229,6 +246,9 @@ class ContrastiveLoss(nn.Module):
         mochi_hardest: int = 0,
         mochi_mixes: int = 0,
         mochi_query_mixes: int = 0,
+        ft_pos_alpha: float = 0.0,
+        ft_neg_alpha: float = 0.0,
+        ft_normalize: bool = False,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -244,6 +264,8 @@ class ContrastiveLoss(nn.Module):
         self.gather_distributed = gather_distributed
         self.drop_top_k = drop_top_k
         self.mochi = (mochi_hardest, mochi_mixes, mochi_query_mixes)
+        ft = FeatureTransform(ft_pos_alpha, ft_neg_alpha, ft_normalize)
+        self.transform = ft if ft_pos_alpha > 0 or ft_neg_alpha > 0 else None
 
     def reduce(self, p: Pairs, views: int) -> Tensor:
         """The scalar loss of the compared pairs."""
@@ -266,7 +288,7 @@ class ContrastiveLoss(nn.Module):
         from selfsup.losses._hard_negatives import add_anchor_negatives, drop_most_similar, mochi_negatives
 
         p = contrastive_pairs(
-            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives
+            z, views, self.temperature, self.gather_distributed, mix, keys, negatives, batch_negatives, self.transform
         )
         p = drop_most_similar(p, self.drop_top_k)
         hardest, mixes, query_mixes = self.mochi

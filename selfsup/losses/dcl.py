@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -25,12 +27,13 @@ class DCL(ContrastiveLoss):
     Args:
         temperature: τ.
         gather_distributed: take negatives from every DDP rank (with gradient).
-        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
-            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+        **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
+            ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
-    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True, **hard_negatives: int) -> None:
-        super().__init__(temperature, gather_distributed, **hard_negatives)
+    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True, **options: Any) -> None:
+        super().__init__(temperature, gather_distributed, **options)
 
     def positive_weights(self, p: Pairs, views: int) -> Tensor | None:
         """Weight of each anchor's positive term per view, (V*B, V); None means 1."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -31,8 +31,9 @@ class DCLW(DCL):
         weight_detach: stop gradients through the weights.
         weight_scope: "global" or "local".
         gather_distributed: take negatives from every DDP rank (with gradient).
-        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
-            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+        **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
+            ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
     def __init__(
@@ -42,9 +43,9 @@ class DCLW(DCL):
         weight_detach: bool = True,
         weight_scope: Literal["global", "local"] = "global",
         gather_distributed: bool = True,
-        **hard_negatives: int,
+        **options: Any,
     ) -> None:
-        super().__init__(temperature=temperature, gather_distributed=gather_distributed, **hard_negatives)
+        super().__init__(temperature=temperature, gather_distributed=gather_distributed, **options)
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         if weight_scope not in ("global", "local"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,8 +34,9 @@ class HCL(ContrastiveLoss):
         beta: β, the concentration on hard negatives (0: uniform weights).
         tau_plus: τ⁺, the class prior: the share of negatives assumed to be false (0: no debiasing).
         gather_distributed: take negatives from every DDP rank (with gradient).
-        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
-            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+        **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
+            ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
     def __init__(
@@ -43,9 +45,9 @@ class HCL(ContrastiveLoss):
         beta: float = 1.0,
         tau_plus: float = 0.1,
         gather_distributed: bool = True,
-        **hard_negatives: int,
+        **options: Any,
     ) -> None:
-        super().__init__(temperature, gather_distributed, **hard_negatives)
+        super().__init__(temperature, gather_distributed, **options)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
         if not 0 <= tau_plus < 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -23,12 +25,13 @@ class NTXent(ContrastiveLoss):
     Args:
         temperature: τ.
         gather_distributed: take negatives from every DDP rank (with gradient).
-        **hard_negatives: ``drop_top_k`` and MoCHi's ``mochi_hardest``, ``mochi_mixes``,
-            ``mochi_query_mixes`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+        **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
+            ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
     """
 
-    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True, **hard_negatives: int) -> None:
-        super().__init__(temperature, gather_distributed, **hard_negatives)
+    def __init__(self, temperature: float = 0.5, gather_distributed: bool = True, **options: Any) -> None:
+        super().__init__(temperature, gather_distributed, **options)
 
     def reduce(self, p: Pairs, views: int) -> Tensor:
         log_denom = torch.logsumexp(p.logits, dim=1)  # (V*B,)

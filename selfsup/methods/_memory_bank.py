@@ -31,7 +31,7 @@ class MemoryBank(nn.Module):
         self.rows: Tensor
         self.register_buffer("rows", F.normalize(torch.randn(size, dim), dim=1))
 
-    def resize(self, size: int) -> None:
+    def resize_per_sample(self, size: int) -> None:
         """Fresh random rows for ``size`` images (before training or loading a checkpoint)."""
         if self.rows.shape[0] != size:
             self.rows = F.normalize(torch.randn(size, self.rows.shape[1], device=self.rows.device), dim=1)

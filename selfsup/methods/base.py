@@ -89,7 +89,7 @@ class Method(L.LightningModule):
         backbone: module with ``num_features``; (N, C, H, W) -> (N, F).
         head: projector (N, F) -> (N, D).
         loss: the objective (a module of ``selfsup.losses``; the method decides its arguments).
-        view_maker: batch -> :class:`~selfsup.augment.Views` (view groups by size, V, CutMix).
+        view_maker: batch -> :class:`~selfsup.augment.Views` (view groups by size, V, the mix).
         optimizer: builds the optimiser from parameter groups (a Hydra partial).
         scheduler: builds the per-step lr schedule, called with
             ``(optimizer, total_steps=..., steps_per_epoch=...)``; None keeps the lr constant.
@@ -109,7 +109,7 @@ class Method(L.LightningModule):
     local_views_ok = True
     #: The method cannot train without ``predictor``.
     needs_predictor = False
-    #: The method passes a CutMix'ed batch's ``mix`` to its loss (False: it refuses ``augment.cutmix``).
+    #: The method passes a mixed batch's ``mix`` to its loss (False: it refuses ``augment.mix``).
     mix_ok = True
 
     def __init__(
@@ -135,13 +135,25 @@ class Method(L.LightningModule):
             raise ValueError(
                 f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop is for simclr)"
             )
-        if getattr(view_maker, "cutmix", None) is not None:
-            takes_mix = "mix" in inspect.signature(loss.forward).parameters
-            if not (self.mix_ok and takes_mix):
+        #: The keyword arguments the loss's ``forward`` takes (``mix``, ``index``).
+        self.loss_takes = frozenset(inspect.signature(loss.forward).parameters)
+        mixer = getattr(view_maker, "mix", None)
+        if mixer is not None:
+            if not (self.mix_ok and "mix" in self.loss_takes):
                 who = f"loss {type(loss).__name__}" if self.mix_ok else type(self).__name__
                 raise ValueError(
-                    f"{who} has no soft targets for mixed views; use augment without cutmix "
-                    "(CutMix's soft targets need simclr, moco or mocov3 with ntxent, dcl, dclw or hcl)"
+                    f"{who} has no soft targets for mixed views; set augment.mix=null "
+                    f"({type(mixer).__name__}'s soft targets need simclr, moco or mocov3 with ntxent, dcl, dclw or hcl)"
+                )
+        if hasattr(head, "split"):  # a multi-head projector: one loss term per head, summed in objective
+            if type(self).objective is not Method.objective:
+                raise ValueError(
+                    f"{type(self).__name__} has its own objective and does not split a multi-head projector; "
+                    "use head=mlp (head=multi works with simclr, barlow, vicreg)"
+                )
+            if "index" in self.loss_takes:
+                raise ValueError(
+                    f"loss {type(loss).__name__} keeps per-image state and takes one projector; use head=mlp"
                 )
         if self.needs_predictor and predictor is None:
             raise ValueError(f"{type(self).__name__} needs method.module.predictor (an MLPHead partial)")
@@ -167,7 +179,8 @@ class Method(L.LightningModule):
 
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The loss of one batch of views; by default backbone -> head -> ``loss(z, views=V)``
-        (with ``mix=`` when the views were mixed).
+        (with ``mix=`` when the views were mixed, and ``index=`` when the loss takes it); with a
+        multi-head projector, the heads' losses weighted by ``head.weights`` and summed.
 
         Args:
             views: the batch's views (``views.groups``: one (V_g*B, C, S, S) tensor per size).
@@ -179,12 +192,22 @@ class Method(L.LightningModule):
         """
         h = self.encode(views)  # (V*B, F), one forward per view size
         z = self.head(h)  # (V*B, D)
-        mix = {"mix": views.mix} if views.mix is not None else {}
-        return self.criterion(z, views=views.count, **mix), h, z
+        extra: dict[str, Any] = {"mix": views.mix} if views.mix is not None else {}
+        if "index" in self.loss_takes:
+            extra["index"] = index
+        split = getattr(self.head, "split", None)
+        if split is None:
+            return self.criterion(z, views=views.count, **extra), h, z
+        # A multi-head projector: the loss of each head's embeddings, weighted and summed.
+        weights: list[float] = self.head.weights  # type: ignore[assignment]
+        terms = [w * self.criterion(p, views=views.count, **extra) for w, p in zip(weights, split(z), strict=True)]
+        return torch.stack(terms).sum(), h, z
 
     def trained_modules(self) -> list[nn.Module]:
-        """The modules the optimiser trains: backbone, head and the predictor if there is one."""
-        return [self.backbone, self.head] + ([self.predictor] if self.predictor is not None else [])
+        """The modules the optimiser trains: backbone, head, the predictor if there is one, and the
+        loss if it has parameters (AMCL's temperature network)."""
+        loss = [self.loss_fn] if any(True for _ in self.loss_fn.parameters()) else []
+        return [self.backbone, self.head] + ([self.predictor] if self.predictor is not None else []) + loss
 
     @property
     def teacher(self) -> nn.Module | None:
@@ -226,6 +249,17 @@ class Method(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.eval_with == "teacher":
             self._require_teacher()  # before training starts
+        # State with one row per training image (NPID's bank, iSogCLR's temperatures) is sized
+        # here, before Lightning loads a checkpoint, so saved state of this size loads into it.
+        per_sample: list[Callable[[int], None]] = [
+            m.resize_per_sample  # type: ignore[misc]
+            for m in self.modules()
+            if hasattr(m, "resize_per_sample")
+        ]
+        if per_sample:
+            n = len(self.trainer.datamodule.train_dataloader().dataset)  # type: ignore[attr-defined]
+            for resize in per_sample:
+                resize(n)
 
     def configure_model(self) -> None:
         if self.channels_last:
@@ -263,6 +297,10 @@ class Method(L.LightningModule):
             views = self.view_maker(x)
         loss, h, z = self.objective(views, index)
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=y.shape[0], sync_dist=True)
+        logged = getattr(self.loss_fn, "logged", None)  # a loss's own statistics (learned temperatures)
+        if logged is not None and self.global_step % max(1, getattr(self.trainer, "log_every_n_steps", 50)) == 0:
+            for name, value in logged().items():
+                self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=y.shape[0])
         return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(views.count)}
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:

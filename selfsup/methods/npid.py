@@ -21,7 +21,7 @@ class NPID(Method):
     -log exp(f·v_i/τ) / (exp(f·v_i/τ) + Σ_j exp(f·v_j/τ)) (``loss=ntxent``; ``loss=dcl`` drops
     the positive from the denominator). Then the bank rows of the batch move towards the mean
     of the views' normalised embeddings, v_i ← normalise(m v_i + (1 - m) f_i) (gathered over
-    ranks). The bank (one row per training image, sized when fitting starts) is in the checkpoint.
+    ranks). The bank (one row per training image, sized by ``Method.setup``) is in the checkpoint.
 
     Args:
         negatives: bank rows drawn per step (the paper: 4,096).
@@ -38,12 +38,6 @@ class NPID(Method):
             raise ValueError(f"method.module.negatives must be > 0, got {negatives}")
         self.negatives = negatives
         self.bank = MemoryBank(1, self.head_dim, bank_momentum)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        # Before Lightning loads a checkpoint, so a saved bank of this size loads into it.
-        dm = self.trainer.datamodule  # type: ignore[attr-defined]
-        self.bank.resize(len(dm.train_dataloader().dataset))
 
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h = self.encode(views)

@@ -35,7 +35,7 @@ def test_probability_zero_leaves_images_alone_and_view_maker_reports_the_mix() -
     x = torch.rand(8, 3, 8, 8)
     mixed, _, lam = CutMix(p=0.0)(x)
     assert torch.equal(mixed, x) and (lam == 1).all()
-    vm = ViewMaker(views=2, size=8, cutmix=CutMix(view=-1))
+    vm = ViewMaker(views=2, size=8, mix=CutMix(view=-1))
     u = (torch.rand(8, 3, 8, 8) * 255).to(torch.uint8)
     torch.manual_seed(2)
     out = vm(u)

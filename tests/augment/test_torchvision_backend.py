@@ -30,7 +30,7 @@ def test_both_backends_make_the_same_deterministic_views() -> None:
 
 
 def test_per_sample_views_with_multicrop_and_cutmix() -> None:
-    tv = make_view_maker("torchvision", views=2, size=16, local_views=3, local_size=8, cutmix=CutMix())
+    tv = make_view_maker("torchvision", views=2, size=16, local_views=3, local_size=8, mix=CutMix())
     assert isinstance(tv, TorchvisionViews)
     sample = tv.sample_transform(_images(1)[0])  # type: ignore[misc]
     assert [v.shape for v in sample] == [(3, 16, 16)] * 2 + [(3, 8, 8)] * 3

@@ -5,6 +5,7 @@ Isola 2020). Torch scalars, so autograd gives the gradients."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -125,4 +126,125 @@ def infonce_hard_naive(
         pos = [qa @ _unit(k[u * n + i]) / tau for u in range(views) if u != v]
         denom = sum(torch.exp(x) for x in logits) + sum(torch.exp(x) for x in pos)
         total = total + sum(-torch.log(torch.exp(x) / denom) for x in pos) / len(pos)
+    return total / (views * n)
+
+
+def isogclr_naive(
+    z: Tensor, index: list[int], views: int, state: dict[str, list[float]], **hp: float
+) -> tuple[Tensor, Tensor, dict[str, list[float]]]:
+    """iSogCLR (Qiu et al. 2023) one step, one anchor at a time. Anchor (v, i) of image index[i]
+    with temperature τ: negatives s_n (every view of the other images), s⁺ the mean cosine to i's
+    other views; g = mean_n e^{s_n/τ}, u_a = g (image unseen, u = 0) or (1-γ)u + γg,
+    w_n = e^{s_n/τ}/u_a; the surrogate mean_n w_n s_n - s⁺ (w detached), the value
+    τ (log mean_n e^{(s_n - s⁺)/τ} + ρ), ∂τ = log u_a + ρ - mean_n w_n s_n/τ. Per image: u ← mean
+    over views of u_a, m ← (1-β)m + β clip(mean ∂τ), τ ← clip(τ - η m, τ_min, τ_max).
+    Returns (value, surrogate) averaged over anchors and the new state."""
+    n = z.shape[0] // views
+    new = {k: list(v) for k, v in state.items()}
+    value, surrogate = z.new_zeros(()), z.new_zeros(())
+    per_image: dict[int, list[tuple[float, float]]] = {}
+    for a in range(views * n):
+        v, i = divmod(a, n)
+        r = index[i]
+        tau, u_old = state["tau"][r], state["u"][r]
+        za = _unit(z[a])
+        negs = [za @ x for x in batch_negative_keys(z, v, i, views, "all")]
+        num = [float(s.detach()) for s in negs]  # the detached estimates and weights
+        s_pos = sum(za @ _unit(z[u * n + i]) for u in range(views) if u != v) / (views - 1)
+        g = sum(math.exp(s / tau) for s in num) / len(negs)
+        u_a = g if u_old == 0 else (1 - hp["gamma"]) * u_old + hp["gamma"] * g
+        w = [math.exp(s / tau) / u_a for s in num]
+        surrogate = surrogate + sum(wn * s for wn, s in zip(w, negs, strict=True)) / len(negs) - s_pos
+        value = value + tau * (torch.log(sum(torch.exp((s - s_pos) / tau) for s in negs) / len(negs)) + hp["rho"])
+        d_tau = math.log(u_a) + hp["rho"] - sum(wn * s / tau for wn, s in zip(w, num, strict=True)) / len(negs)
+        per_image.setdefault(r, []).append((u_a, d_tau))
+    for r, pairs in per_image.items():
+        new["u"][r] = sum(p[0] for p in pairs) / len(pairs)
+        d_tau = max(-hp["grad_clip"], min(hp["grad_clip"], sum(p[1] for p in pairs) / len(pairs)))
+        m = (1 - hp["tau_momentum"]) * state["tau_grad"][r] + hp["tau_momentum"] * d_tau
+        new["tau_grad"][r] = m
+        new["tau"][r] = max(hp["tau_min"], min(hp["tau_max"], state["tau"][r] - hp["tau_lr"] * m))
+    return value / (views * n), surrogate / (views * n), new
+
+
+def infonce_ft_naive(
+    q: Tensor,
+    k: Tensor | None,
+    queue: Tensor | None,
+    tau: float,
+    lam: float,
+    mu: float | None,
+    perm: list[int] | None = None,
+    queue_perm: list[int] | None = None,
+    batch_negatives: str = "all",
+    normalize: bool = False,
+) -> Tensor:
+    """NT-Xent/InfoNCE, two views, with feature transformation (Zhu et al. 2021): anchor (v, i)
+    and its positive (1 - v, i) become q̂ = λ q + (1 - λ) k and k̂ = λ k + (1 - λ) q (unit inputs;
+    without keys, the other view is both); each negative n_j is replaced by μ n_j + (1 - μ) n_π(j)
+    (π = ``perm`` over the batch's images, ``queue_perm`` over the queue); ``normalize``
+    re-normalises the transformed vectors. Positives stay in the denominator."""
+    unit = _unit if normalize else (lambda x: x)
+    n = q.shape[0] // 2
+    qs = [_unit(x) for x in q]
+    ks = qs if k is None else [_unit(x) for x in k]
+    # Extrapolate each image's two views against each other's partner.
+    qh = [unit(lam * qs[v * n + i] + (1 - lam) * ks[(1 - v) * n + i]) for v in range(2) for i in range(n)]
+    kh = (
+        qh
+        if k is None
+        else [unit(lam * ks[v * n + i] + (1 - lam) * qs[(1 - v) * n + i]) for v in range(2) for i in range(n)]
+    )
+
+    def batch_neg(u: int, j: int) -> Tensor:
+        if mu is None or perm is None:
+            return kh[u * n + j]
+        return unit(mu * kh[u * n + j] + (1 - mu) * kh[u * n + perm[j]])
+
+    queued: list[Tensor] = []
+    if queue is not None:
+        qu = [_unit(x) for x in queue]
+        queued = (
+            qu
+            if mu is None or queue_perm is None
+            else [unit(mu * qu[m] + (1 - mu) * qu[queue_perm[m]]) for m in range(len(qu))]
+        )
+    total = q.new_zeros(())
+    for a in range(2 * n):
+        v, i = divmod(a, n)
+        negs = [
+            batch_neg(u, j)
+            for u in range(2)
+            for j in range(n)
+            if j != i and (batch_negatives == "all" or (batch_negatives == "other_views" and u != v))
+        ] + queued
+        pos = qh[a] @ kh[(1 - v) * n + i] / tau
+        denom = torch.exp(pos) + sum(torch.exp(qh[a] @ x / tau) for x in negs)
+        total = total - torch.log(torch.exp(pos) / denom)
+    return total / (2 * n)
+
+
+def amcl_naive(
+    z: Tensor, views: int, phi: Callable[[Tensor], Tensor], tau_min: float, tau_max: float, beta: float
+) -> Tensor:
+    """AMCL (Wang et al. 2024) as selfsup defines it, one pair at a time: unit a, c;
+    τ = τ_min + (τ_max − τ_min) sigmoid(−φ(a)·φ(c)); per anchor −mean_p s_p/τ_p + log Σ_{k≠a} e^{s_k/τ_k}
+    + β mean_{k≠a} ((D/2) log τ_k + 1/τ_k); averaged over anchors."""
+    n, d = z.shape[0] // views, z.shape[1]
+    units = [_unit(x) for x in z]
+    total = z.new_zeros(())
+    for a in range(views * n):
+        v, i = divmod(a, n)
+        logits, omegas, pos = [], [], []
+        for c in range(views * n):
+            if c == a:
+                continue
+            tau = tau_min + (tau_max - tau_min) * torch.sigmoid(-(phi(units[a]) @ phi(units[c])))
+            logit = units[a] @ units[c] / tau
+            logits.append(logit)
+            omegas.append(d / 2 * torch.log(tau) + 1 / tau)
+            if c % n == i:
+                pos.append(logit)
+        lse = torch.log(sum(torch.exp(x) for x in logits))
+        total = total + lse - sum(pos) / len(pos) + beta * sum(omegas) / len(omegas)
     return total / (views * n)

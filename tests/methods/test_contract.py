@@ -27,6 +27,8 @@ def _declared(name: str) -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONFIGS / "method" / f"{name}.yaml"))["method"]  # type: ignore[index]
 
 
+#: The augment options that mix one view (they set ``augment.mix``).
+MIXES = sorted(p.stem for p in (CONFIGS / "augment").glob("*.yaml") if OmegaConf.load(p).get("mix") is not None)
 CASES = [(m, loss) for m in METHODS for loss in _declared(m)["losses"]]
 
 
@@ -103,22 +105,28 @@ def test_optimiser_trains_the_predictor_but_not_the_teacher(composed) -> None:  
         ("npid", "ntxent", "NPID"),
     ],
 )
-def test_cutmix_is_refused_where_no_soft_target_takes_it(composed, method, loss, who) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match=f"method.module: {who} has no soft targets for mixed views"):
-        build_module(composed(f"method={method}", f"loss={loss}", "augment=cutmix"))
+@pytest.mark.parametrize("mix", MIXES)
+def test_a_mix_is_refused_where_no_soft_target_takes_it(composed, method, loss, who, mix) -> None:  # type: ignore[no-untyped-def]
+    refusal = f"method.module: {who} has no soft targets for mixed views; set augment.mix=null"
+    with pytest.raises(ConfigError, match=refusal):
+        build_module(composed(f"method={method}", f"loss={loss}", f"augment={mix}"))
     for ok in ("simclr", "moco"):
-        assert build_module(composed(f"method={ok}", "loss=hcl", "augment=cutmix")) is not None
+        assert build_module(composed(f"method={ok}", "loss=hcl", f"augment={mix}")) is not None
 
 
-def test_moco_trains_with_hard_negatives(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """MoCHi and false-negative dropping on MoCo's queue, end to end (the loss options are
-    checked against a naive loop in tests/losses/test_hard_negatives.py)."""
+@pytest.mark.parametrize("method", ["moco", "simclr"])
+def test_hard_negatives_and_feature_transformation_train(composed, tmp_path, method) -> None:  # type: ignore[no-untyped-def]
+    """MoCHi, false-negative dropping and feature transformation on MoCo's queue and on SimCLR's
+    batch, end to end (the loss options are checked against naive loops in
+    tests/losses/test_hard_negatives.py and test_feature_transform.py)."""
     cfg = composed(
-        "method=moco",
+        f"method={method}",
         "loss.drop_top_k=2",
         "loss.mochi_hardest=16",
         "loss.mochi_mixes=16",
         "loss.mochi_query_mixes=8",
+        "loss.ft_pos_alpha=2.0",
+        "loss.ft_neg_alpha=1.6",
         "eval.baselines=[]",
     )
     results = run(cfg, tmp_path / "run", loss_choice="ntxent")

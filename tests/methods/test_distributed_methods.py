@@ -1,5 +1,6 @@
 """Two gloo processes == one process: every method's loss path (values and gradients, Barlow's and
-VICReg's global batch statistics included), and MoCo's queue and NPID's bank after an update."""
+VICReg's global batch statistics included), and MoCo's queue, NPID's bank and iSogCLR's
+per-image state after an update."""
 
 from __future__ import annotations
 
@@ -13,7 +14,19 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
-from selfsup.losses import DCL, DCLW, HCL, AlignUniform, BarlowTwinsLoss, BYOLLoss, NTXent, SimSiamLoss, VICRegLoss
+from selfsup.losses import (
+    AMCL,
+    DCL,
+    DCLW,
+    HCL,
+    AlignUniform,
+    BarlowTwinsLoss,
+    BYOLLoss,
+    ISogCLR,
+    NTXent,
+    SimSiamLoss,
+    VICRegLoss,
+)
 from selfsup.methods._memory_bank import MemoryBank
 from selfsup.methods._queue import KeyQueue
 from tests.conftest import free_port
@@ -35,6 +48,33 @@ BANK_ROWS = torch.nn.functional.normalize(_global(8, BANK * V).reshape(-1, D)[:B
 INDEX = torch.tensor([3, 0, 8, 5, 10, 1, 7, 2])  # the global batch's sample indices
 DRAWN = torch.tensor([2, 6, 4, 9])
 
+
+def _seeded(loss: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(11)
+    return loss
+
+
+def _amcl() -> AMCL:
+    """AMCL with φ off its zero start (the same on every rank), so temperatures differ per pair."""
+    torch.manual_seed(3)
+    loss = AMCL(dim=D, hidden=4).double()
+    with torch.no_grad():
+        for p in loss.phi.parameters():
+            p.copy_(0.4 * torch.randn_like(p))
+    return loss
+
+
+def _isogclr() -> ISogCLR:
+    """iSogCLR with state already written for some images (the moving average's branch too)."""
+    loss = ISogCLR(tau_lr=0.5, num_samples=BANK).double()
+    g = torch.Generator().manual_seed(5)
+    seen = torch.tensor([0, 3, 5, 6])
+    loss.u[seen] = torch.rand(4, dtype=torch.float64, generator=g) * 5 + 1
+    loss.tau[seen] = torch.rand(4, dtype=torch.float64, generator=g) * 0.5 + 0.1
+    loss.tau_grad[seen] = torch.randn(4, dtype=torch.float64, generator=g)
+    return loss
+
+
 # Each method's loss call, as the method makes it: (z, k, index) -> loss; k is a detached target.
 PATHS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "simclr": lambda z, k, idx: NTXent(0.3)(z, views=V),
@@ -45,6 +85,13 @@ PATHS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
         z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"
     ),
     "simclr_align_uniform": lambda z, k, idx: AlignUniform()(z, views=V),
+    "simclr_isogclr": lambda z, k, idx: _isogclr()(z, views=V, index=idx),
+    "simclr_amcl": lambda z, k, idx: _amcl()(z, views=V),
+    # Feature transformation, given the same draws on every rank (λ, μ, the global batch's permutation).
+    "simclr_ft": lambda z, k, idx: _seeded(NTXent(0.3, ft_pos_alpha=2.0, ft_neg_alpha=1.6))(z, views=V),
+    "moco_ft": lambda z, k, idx: _seeded(NTXent(0.3, ft_pos_alpha=2.0, ft_neg_alpha=1.6))(
+        z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"
+    ),
     # NNCLR: support-set rows (detached, here k) are the anchors, the predictions z the candidates.
     "nnclr": lambda z, k, idx: NTXent(0.1)(k, views=V, keys=z, batch_negatives="other_views"),
     "npid": lambda z, k, idx: DCL(0.3)(
@@ -77,6 +124,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         bank = MemoryBank(size=BANK, dim=D).double()
         bank.update(idx, _local(_global(4), rank)[:B])
         results["bank"] = bank.rows.clone()
+        isogclr = _isogclr()
+        isogclr(_local(_global(0), rank), views=V, index=idx)
+        results["isogclr"] = isogclr.state_dict()
         torch.save(results, Path(out) / f"rank{rank}.pt")
         dist.barrier()
     finally:
@@ -114,3 +164,8 @@ def test_two_processes_equal_one_for_every_method(tmp_path: Path) -> None:
     bank.update(INDEX, _global(4)[0])
     for r in range(WORLD):
         torch.testing.assert_close(ranks[r]["bank"], bank.rows)
+    isogclr = _isogclr()
+    isogclr(_global(0).reshape(V * WORLD * B, D), views=V, index=INDEX)
+    for r in range(WORLD):  # every rank holds every image's state, the single process's
+        for key, value in isogclr.state_dict().items():
+            torch.testing.assert_close(ranks[r]["isogclr"][key], value, msg=key)

@@ -65,5 +65,5 @@ def test_memory_bank_update_is_the_normalised_momentum_average() -> None:
         want = 0.5 * rows[r] + 0.5 * f / f.norm()
         torch.testing.assert_close(bank.rows[r], want / want.norm())
     torch.testing.assert_close(bank.rows[[0, 2, 3, 5]], rows[[0, 2, 3, 5]])
-    bank.resize(10)
+    bank.resize_per_sample(10)
     assert bank.rows.shape == (10, 3) and "rows" in bank.state_dict()

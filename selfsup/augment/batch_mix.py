@@ -1,0 +1,56 @@
+"""What CutMix, Mixup and ResizeMix share: a partner permutation, a per-image coin, the report."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class BatchMix(nn.Module):
+    """Mixes each image of one view with a partner from the same batch and reports how.
+
+    A subclass draws the mixed pictures and their λ (the fraction of each picture that is
+    its own image) in :meth:`paste`; this class draws the partner permutation, keeps each
+    image unmixed with probability ``1 - p`` (λ = 1) and checks the settings.
+
+    Args:
+        p: probability that an image is mixed.
+        view: which view to mix, counted among the global views (negative counts from the end).
+    """
+
+    #: The name under ``augment.mix`` that error messages print.
+    name = "mix"
+
+    def __init__(self, p: float = 1.0, view: int = -1) -> None:
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"augment.mix.p={p}: expected 0 <= p <= 1 ({self.name})")
+        self.p = p
+        self.view = view
+
+    def paste(self, x: Tensor, partner: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, H, W) images and their partners' indices -> mixed images and λ (B,)."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mix (B, C, H, W) images with a random permutation of themselves.
+
+        Returns:
+            the mixed images, the partner permutation (B,), and λ (B,).
+        """
+        partner = torch.randperm(x.shape[0], device=x.device)
+        mixed, lam = self.paste(x, partner)
+        off = torch.rand(x.shape[0], device=x.device) >= self.p
+        keep = off.view(-1, 1, 1, 1)
+        return torch.where(keep, x, mixed), partner, torch.where(off, torch.ones_like(lam), lam)
+
+
+def check_alpha(alpha: float, name: str) -> None:
+    """Refuse a Beta(α, α) with α <= 0, naming the key."""
+    if alpha <= 0:
+        raise ValueError(f"augment.mix.alpha={alpha}: expected alpha > 0 for Beta(alpha, alpha) ({name})")
+
+
+def beta(alpha: float, n: int, device: torch.device) -> Tensor:
+    """n draws of Beta(α, α) on ``device``."""
+    return torch.distributions.Beta(alpha, alpha).sample((n,)).to(device)
