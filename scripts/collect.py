@@ -4,7 +4,10 @@
     python scripts/collect.py SWEEP_DIR [--group-by loss data] [--csv OUT.csv] [--baselines]
 
 Every ``results.json`` below SWEEP_DIR is one run; runs that differ only in seed are averaged
-(mean ± sample std). Unfinished runs (no results.json) are not counted.
+(mean ± sample std). Unfinished runs (no results.json) are not counted. Besides the config
+groups (``loss``, ``method``, ...), ``--group-by dir`` groups by the folder that holds a run's
+folder, relative to SWEEP_DIR: one row per sweep of ``SWEEP_DIR/NAME/`` (options that are not
+groups, such as ``loss.drop_top_k=2``, get their own sweep folder and so their own row).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baselines", action="store_true", help="add a row per baseline the runs evaluated")
     args = ap.parse_args(argv)
     runs = load_runs(args.sweep_dir)
+    for r in runs:  # the pseudo-choice `dir`: the sweep folder a run belongs to
+        r["choices"]["dir"] = Path(r["run_dir"]).parent.relative_to(args.sweep_dir).as_posix()
     if not runs:
         print(f"error: no finished run (results.json) under {args.sweep_dir}", file=sys.stderr)
         return 2

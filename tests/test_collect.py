@@ -74,3 +74,19 @@ def test_baselines_are_rows_of_their_own(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     # Averaged over both runs (seeds 0 and 1); no LiDAR or pretraining time for a baseline.
     assert "| raw_pixels | 2 | 50.50 ± 0.71 | 40.00 ± 0.00 | 9.0 ± 0.0 | – | – |" in p.stdout, p.stdout
+
+
+def test_group_by_dir_gives_one_row_per_sweep_folder(tmp_path: Path) -> None:
+    """Options that are not config groups (loss.drop_top_k=2, say) are told apart by their folder."""
+    for name, top1 in (("plain", 90.0), ("drop_top_k", 93.0)):
+        for seed in (0, 1):
+            _fake_run(tmp_path / name / str(seed), "ntxent", seed, top1 + seed)
+    p = subprocess.run(
+        [sys.executable, "scripts/collect.py", str(tmp_path), "--group-by", "dir"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line for line in p.stdout.splitlines() if line.startswith("| plain") or line.startswith("| drop_top_k")]
+    assert len(rows) == 2 and "| 2 | 90.50 ± 0.71" in rows[1] and "| 2 | 93.50 ± 0.71" in rows[0], p.stdout

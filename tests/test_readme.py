@@ -59,15 +59,35 @@ def _run(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
-# The method tables' sweeps run every method on one seed here: each method with each of its losses
-# is trained by tests/methods/test_contract.py already, and three seeds would repeat the same runs.
-ONE_SEED_SWEEPS = "hydra.sweep.dir=multirun/methods_"
+# The method and objective tables' sweeps run one seed here: each method with each of its losses is
+# trained by tests/methods/test_contract.py already, and three seeds would repeat the same runs.
+ONE_SEED_SWEEPS = ("hydra.sweep.dir=multirun/methods_", "hydra.sweep.dir=multirun/objectives_")
+# Tables whose own batch size and step budget give the fake data sets here no step: TINY's win.
+TINY_BUDGET = (*ONE_SEED_SWEEPS, "hydra.sweep.dir=multirun/fashion_baselines")
+BUDGET_KEYS = ("data.batch_size=", "trainer.limit_train_batches=")
+# Where the README's named sweeps (hydra.sweep.dir=multirun/...) run, below the test's tmp_path.
+SWEEPS = "sweeps"
+# The rows of README's objectives table: one sweep folder each.
+OBJECTIVE_ROWS = (
+    "ntxent",
+    "hcl",
+    "align_uniform",
+    "isogclr",
+    "amcl",
+    "drop_top_k",
+    "mochi",
+    "ft",
+    "mixup",
+    "resizemix",
+)
 
 
 def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
     args = shlex.split(cmd)[2:]
-    if ONE_SEED_SWEEPS in cmd:
+    if any(t in cmd for t in ONE_SEED_SWEEPS):
         args = ["seed=0" if a.startswith("seed=") else a for a in args]
+    if any(t in cmd for t in TINY_BUDGET):
+        args = [a for a in args if not a.startswith(BUDGET_KEYS)]
     data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
     roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
     # TINY shortens the run, except where the command sets a key itself (a swept value, say).
@@ -114,13 +134,15 @@ def test_readme_train_command_composes(cmd: str) -> None:
 @pytest.mark.readme
 def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
     last_run: Path | None = None
-    sweeps: dict[str, Path] = {}  # the sweep folder the README names -> where it ran here
+    sweeps: dict[str, Path] = {}  # an unnamed sweep (multirun/DATE/TIME) -> where it ran here
     for i, cmd in enumerate(train_commands()):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
             continue  # run on the real unpacked copy in the slow test below
         if "launcher=slurm" in cmd:
             continue  # run against a real SLURM in tests/test_slurm.py
-        out = tmp_path / f"cmd{i}"
+        named = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.sweep.dir=")), None)
+        # A named sweep runs at the same path below SWEEPS, so a collect over its parent folder finds it.
+        out = tmp_path / SWEEPS / named if named else tmp_path / f"cmd{i}"
         p = _run(_train_argv(cmd, out, data_roots))
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
         finished = [r.parent for r in out.rglob("results.json")]
@@ -128,8 +150,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         if " -m " in cmd:
             runs = len(sweep_points(_train_argv(cmd, out, data_roots)[2:]))  # as run here
             assert len(finished) == runs, f"{cmd}: {len(finished)} runs"
-            named = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.sweep.dir=")), None)
-            sweeps[named or "multirun/DATE/TIME"] = out
+            if named is None:
+                sweeps["multirun/DATE/TIME"] = out
         last_run = finished[0]
     assert last_run is not None
     for cmd in readme_commands():
@@ -142,6 +164,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         readme_cmd = cmd
         for named, actual in sweeps.items():
             cmd = cmd.replace(named, str(actual))
+        cmd = re.sub(r"(?<![\w/])multirun/", f"{tmp_path / SWEEPS}/multirun/", cmd)  # the named sweeps
         cmd = cmd.replace("docs/selection_digits.png", str(tmp_path / "selection.png"))  # not the README's copy
         cmd = cmd.replace("--out views.png", f"--out {tmp_path / 'views.png'}")
         argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
@@ -155,6 +178,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         elif script == "scripts/collect.py" and "augment_effect" in readme_cmd:
             for option in ("simclr", "randaugment", "cutmix", "random_fields"):
                 assert f"| {option} | 3 |" in p.stdout, p.stdout
+        elif script == "scripts/collect.py" and "multirun/objectives_" in readme_cmd:
+            for name in OBJECTIVE_ROWS:
+                assert f"| {name} | 1 |" in p.stdout, p.stdout  # one seed here (ONE_SEED_SWEEPS)
         elif script == "scripts/collect.py" and "multirun/methods_" in readme_cmd:
             for method in sorted(p.stem for p in (ROOT / "configs" / "method").glob("*.yaml")):
                 assert f"| {method} | 1 |" in p.stdout, p.stdout  # one seed here (ONE_SEED_SWEEPS)

@@ -45,10 +45,20 @@ class BatchMix(nn.Module):
         return torch.where(keep, x, mixed), partner, torch.where(off, torch.ones_like(lam), lam)
 
 
-def check_alpha(alpha: float, name: str) -> None:
-    """Refuse a Beta(α, α) with α <= 0, naming the key."""
-    if alpha <= 0:
-        raise ValueError(f"augment.mix.alpha={alpha}: expected alpha > 0 for Beta(alpha, alpha) ({name})")
+class BetaMix(BatchMix):
+    """A :class:`BatchMix` whose λ comes from Beta(α, α) (CutMix, Mixup).
+
+    Args:
+        alpha: α of the Beta(α, α) that λ is drawn from.
+        p: probability that an image is mixed (the others keep λ = 1).
+        view: which view to mix, counted among the global views (negative counts from the end).
+    """
+
+    def __init__(self, alpha: float = 1.0, p: float = 1.0, view: int = -1) -> None:
+        super().__init__(p, view)
+        if alpha <= 0:
+            raise ValueError(f"augment.mix.alpha={alpha}: expected alpha > 0 for Beta(alpha, alpha) ({self.name})")
+        self.alpha = alpha
 
 
 def beta(alpha: float, n: int, device: torch.device) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from selfsup.augment.batch_mix import BatchMix, beta, check_alpha
+from selfsup.augment.batch_mix import BetaMix, beta
 
 
 def cutmix_boxes(n: int, height: int, width: int, alpha: float, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -36,7 +36,7 @@ def paste_boxes(x: Tensor, source: Tensor, boxes: Tensor) -> Tensor:
     return torch.where(inside, source, x)
 
 
-class CutMix(BatchMix):
+class CutMix(BetaMix):
     """Pastes a box of a partner image into one view, i-Mix style, and reports the mix.
 
     Args:
@@ -46,11 +46,6 @@ class CutMix(BatchMix):
     """
 
     name = "cutmix"
-
-    def __init__(self, alpha: float = 1.0, p: float = 1.0, view: int = -1) -> None:
-        super().__init__(p, view)
-        check_alpha(alpha, self.name)
-        self.alpha = alpha
 
     def paste(self, x: Tensor, partner: Tensor) -> tuple[Tensor, Tensor]:
         b, _, h, w = x.shape

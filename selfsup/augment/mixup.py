@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from selfsup.augment.batch_mix import BatchMix, beta, check_alpha
+from selfsup.augment.batch_mix import BetaMix, beta
 
 
-class Mixup(BatchMix):
+class Mixup(BetaMix):
     """Blends each image of one view with a partner: ``λ x_i + (1 - λ) x_π(i)``, λ ~ Beta(α, α).
 
     Args:
@@ -17,11 +17,6 @@ class Mixup(BatchMix):
     """
 
     name = "mixup"
-
-    def __init__(self, alpha: float = 1.0, p: float = 1.0, view: int = -1) -> None:
-        super().__init__(p, view)
-        check_alpha(alpha, self.name)
-        self.alpha = alpha
 
     def paste(self, x: Tensor, partner: Tensor) -> tuple[Tensor, Tensor]:
         lam = beta(self.alpha, x.shape[0], x.device).to(x.dtype)
