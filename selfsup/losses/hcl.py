@@ -49,9 +49,9 @@ class HCL(ContrastiveLoss):
     ) -> None:
         super().__init__(temperature, gather_distributed, **options)
         if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
+            raise ValueError(f"loss.beta={beta}: expected beta >= 0 (0: the debiased loss)")
         if not 0 <= tau_plus < 1:
-            raise ValueError(f"tau_plus must be in [0, 1), got {tau_plus}")
+            raise ValueError(f"loss.tau_plus={tau_plus}: expected 0 <= tau_plus < 1 (a class prior)")
         self.beta, self.tau_plus = beta, tau_plus
 
     def reduce(self, p: Pairs, views: int) -> Tensor:

@@ -100,9 +100,9 @@ def test_hcl_lambda_one_mix_is_the_unmixed_loss(views: int) -> None:
 
 
 def test_hcl_arguments_are_checked() -> None:
-    with pytest.raises(ValueError, match="beta must be >= 0"):
+    with pytest.raises(ValueError, match=r"loss.beta=-1.0: expected beta >= 0"):
         HCL(beta=-1.0)
-    with pytest.raises(ValueError, match=r"tau_plus must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"loss.tau_plus=.*: expected 0 <= tau_plus < 1"):
         HCL(tau_plus=1.0)
     with pytest.raises(ValueError, match="at least one negative"):
         HCL()(torch.randn(2, 4), views=2)
