@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 
+import torch
 import torch.distributed as dist
+from torch import Tensor
 
 
 def initialized() -> bool:
@@ -37,3 +39,13 @@ def launcher_rank_zero() -> bool:
         if key in os.environ:
             return int(os.environ[key]) == 0
     return True
+
+
+def gather_cat(x: Tensor) -> Tensor:
+    """Every rank's ``x`` concatenated along dim 0 in rank order, without gradient (state updates:
+    queues, memory banks, per-image state); ``x`` itself without a process group."""
+    if world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from selfsup.dist import world_size
+from selfsup.dist import gather_cat
 from selfsup.losses._pairs import contrastive_pairs
 
 
@@ -142,15 +142,8 @@ class ISogCLR(nn.Module):
     def _update(self, index: Tensor, u: Tensor, grad_tau: Tensor) -> None:
         """Write the images' new u and take their τ step; every rank's images under DDP."""
         index, u, grad_tau = index.to(self.u.device), u.to(self.u.dtype), grad_tau.to(self.u.dtype)
-        if world_size() > 1:  # every rank keeps every image's state, whatever the negatives
-            import torch.distributed as dist
-
-            idx = [torch.empty_like(index) for _ in range(world_size())]
-            vals = [torch.empty(2, u.shape[0], dtype=u.dtype, device=u.device) for _ in range(world_size())]
-            dist.all_gather(idx, index.contiguous())
-            dist.all_gather(vals, torch.stack([u, grad_tau]))
-            index = torch.cat(idx)
-            u, grad_tau = torch.cat(vals, 1).unbind(0)
+        # Every rank keeps every image's state, whatever the negatives.
+        index, u, grad_tau = gather_cat(index), gather_cat(u), gather_cat(grad_tau)
         m = (1 - self.tau_momentum) * self.tau_grad[index] + self.tau_momentum * grad_tau.clamp(
             -self.grad_clip, self.grad_clip
         )

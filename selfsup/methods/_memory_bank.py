@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selfsup.dist import world_size
+from selfsup.dist import gather_cat
 
 
 class MemoryBank(nn.Module):
@@ -40,11 +39,6 @@ class MemoryBank(nn.Module):
     def update(self, index: Tensor, features: Tensor) -> None:
         """Move rows ``index`` (n,) towards the (n, D) ``features`` (of this rank; gathered here)."""
         features = F.normalize(features.detach().to(self.rows.dtype), dim=1)
-        if world_size() > 1:
-            idx = [torch.empty_like(index) for _ in range(world_size())]
-            feats = [torch.empty_like(features) for _ in range(world_size())]
-            dist.all_gather(idx, index.contiguous())
-            dist.all_gather(feats, features.contiguous())
-            index, features = torch.cat(idx), torch.cat(feats)
+        index, features = gather_cat(index), gather_cat(features)
         mixed = self.momentum * self.rows[index] + (1 - self.momentum) * features
         self.rows[index] = F.normalize(mixed, dim=1)

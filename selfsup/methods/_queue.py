@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selfsup.dist import world_size
+from selfsup.dist import gather_cat
 
 
 class KeyQueue(nn.Module):
@@ -34,11 +33,7 @@ class KeyQueue(nn.Module):
     @torch.no_grad()
     def enqueue(self, keys: Tensor) -> None:
         """Write (n, D) keys (this rank's; gathered here) over the oldest ones, wrapping around."""
-        keys = keys.detach().to(self.keys.dtype)
-        if world_size() > 1:
-            parts = [torch.empty_like(keys) for _ in range(world_size())]
-            dist.all_gather(parts, keys.contiguous())
-            keys = torch.cat(parts)
+        keys = gather_cat(keys.detach().to(self.keys.dtype))
         size = self.keys.shape[0]
         n = min(keys.shape[0], size)  # more keys than slots: the newest fill the queue
         slots = (self.ptr + torch.arange(n, device=self.keys.device)) % size
