@@ -37,10 +37,10 @@ def test_under_bf16_autocast_the_backbone_runs_in_bf16_and_the_loss_in_float32(c
     "overrides",
     [
         ["trainer.precision=bf16-mixed"],
-        ["trainer.channels_last=true"],
+        ["trainer.channels_last=false"],
         ["trainer.accumulate_grad_batches=2"],
     ],
-    ids=["bf16-mixed", "channels_last", "accumulate-2"],
+    ids=["bf16-mixed", "channels_first", "accumulate-2"],
 )
 def test_trainer_option_trains_end_to_end(composed, tmp_path: Path, overrides: list[str]) -> None:  # type: ignore[no-untyped-def]
     cfg = composed(*overrides)
@@ -50,8 +50,8 @@ def test_trainer_option_trains_end_to_end(composed, tmp_path: Path, overrides: l
 
 
 def test_channels_last_changes_the_layout_not_the_features(composed) -> None:  # type: ignore[no-untyped-def]
-    plain, batch = _module_and_batch(composed())
-    nhwc, _ = _module_and_batch(composed("trainer.channels_last=true"))
+    plain, batch = _module_and_batch(composed("trainer.channels_last=false"))
+    nhwc, _ = _module_and_batch(composed())  # the CPU default
     nhwc.configure_model()
     conv = next(m for m in nhwc.backbone.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
