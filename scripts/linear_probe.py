@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     module = build_module(cfg)
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
+    module.configure_model()  # the layout (channels_last) and compilation training had: the same features
     rows = final_evaluation(cfg, module, dm, device=args.device)
     atomic_write_json(args.run_dir / "probe.json", {"checkpoint": str(ckpt), "overrides": args.overrides, **rows})
     print(format_table(rows))

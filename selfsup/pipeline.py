@@ -22,9 +22,11 @@ from selfsup.build import (
     final_evaluation,
     save_config,
 )
+from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import collapse_warning, format_table, table_columns
+from selfsup.methods.base import Method
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
     AtomicCheckpointIO,
@@ -35,7 +37,7 @@ from selfsup.resume import (
     restore_metrics,
     resume_checkpoint,
 )
-from selfsup.run_dir import RESULTS, atomic_write_json, clear_failed, git_revision, mark_failed
+from selfsup.run_dir import RESULTS, atomic_write_json, git_revision, mark_failed, start_attempt
 
 log = logging.getLogger(__name__)
 
@@ -43,46 +45,50 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     """Pretrain and evaluate; ``results.json`` is written last, so its presence means finished.
 
+    Everything that can be checked is checked before the run directory is touched (the config,
+    the checkpoint to resume from, the data, the model): a run refused there leaves an earlier
+    attempt's files as they were. Once the run starts, an error leaves ``FAILED``.
+
     Args:
         cfg: the composed config.
         run_dir: the run directory (Hydra's output directory).
         loss_choice: the option chosen in the ``loss`` group (checked against the method).
     """
+    check_config(cfg, loss_choice)
+    ckpt = resume_checkpoint(run_dir, str(cfg.resume))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    view_maker = build_view_maker(cfg)
+    dm = build_datamodule(cfg, view_maker)
+    dm.setup()  # reads the data now: a missing data set fails before anything is written
+    module = build_module(cfg, view_maker)
+
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(cfg, run_dir, loss_choice)
+        return _run(cfg, run_dir, ckpt, dm, module)
     except BaseException as e:
         if launcher_rank_zero():
             mark_failed(run_dir, e)
         raise
 
 
-def _run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
-    check_config(cfg, loss_choice)
+def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule, module: Method) -> dict[str, Any]:
     # Under DDP every process runs this; the run directory is rank 0's to write (the rank comes
     # from the launcher's environment: RANK, LOCAL_RANK or SLURM_PROCID, as Lightning reads it).
     lead = launcher_rank_zero()
     if lead:
-        clear_failed(run_dir)
+        start_attempt(run_dir)
     resolved = save_config(cfg, run_dir, write=lead)
     git = git_revision()
     if lead:
         atomic_write_json(run_dir / "git.json", git)
-
-    ckpt = resume_checkpoint(run_dir, str(cfg.resume))
     if ckpt is not None and lead:
         print(f"resuming from {ckpt}")
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    view_maker = build_view_maker(cfg)
-    dm = build_datamodule(cfg, view_maker)
-    dm.setup()  # reads the data now: a missing data set fails before anything trains
-    module = build_module(cfg, view_maker)
 
     clock = Timer(verbose=False)  # pretraining time; its checkpointed state adds the time before a resume
     callbacks: list[L.Callback] = [
         EpochProgressBar(),
-        # last.ckpt after every epoch, overwritten in place (atomically). Not save_last=True with
-        # save_top_k=0: Lightning then writes last.ckpt only when training ends.
+        # last.ckpt after every epoch, replaced atomically (AtomicCheckpointIO keeps the one before).
+        # Not save_last=True with save_top_k=0: Lightning then writes last.ckpt only when training ends.
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
         RNGState(cfg.seed),
         clock,

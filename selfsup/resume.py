@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import random
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ LAST = "last.ckpt"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``.NAME.tmp``, fsync, then ``os.replace``: a checkpoint is whole or absent."""
+    """``torch.save`` to ``.NAME.tmp``, fsync, read back, then ``os.replace``: a checkpoint is whole
+    or absent, and the one it replaces stays beside it as ``NAME.previous.ckpt`` (a hard link, no
+    copy) until the next save, for :func:`resume_checkpoint` to fall back on."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         path = Path(path)
@@ -40,14 +43,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+            _read_entries(tmp)  # read back before it replaces anything: a bad write raises here
+            if path.is_file():
+                _keep_as_previous(path)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         fd = os.open(path.parent, os.O_RDONLY)
         try:
-            os.fsync(fd)  # the rename itself reaches the disk
+            os.fsync(fd)  # the renames themselves reach the disk
         finally:
             os.close(fd)
+
+
+def previous_checkpoint(path: Path) -> Path:
+    """Where :class:`AtomicCheckpointIO` keeps the checkpoint that ``path`` replaced."""
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def _keep_as_previous(path: Path) -> None:
+    prev, tmp = previous_checkpoint(path), path.with_name(f".{path.name}.previous.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)  # the same file under a second name: path itself is never absent
+    except OSError:  # a file system without hard links
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, prev)
 
 
 def _rng_states() -> dict[str, Any]:
@@ -107,21 +128,57 @@ class RNGState(L.Callback):
         _set_rng_states(ranks[rank() % len(ranks)])
 
 
+class CheckpointError(RuntimeError):
+    """No readable checkpoint to resume from where one was asked for."""
+
+
 def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
     """The checkpoint to resume from: ``auto`` the run's last one if any, ``never`` none, else a path.
 
+    Each candidate is read (its small entries, memory-mapped) before it is chosen. Under ``auto``,
+    an unreadable ``last.ckpt`` (truncated, say, by a full disk) falls back, with a warning naming
+    both files, to the checkpoint it replaced (``last.previous.ckpt``).
+
     Raises:
         FileNotFoundError: ``resume`` names a file that does not exist.
+        CheckpointError: no readable checkpoint where one exists or was named.
     """
     if resume == "never":
         return None
     if resume == "auto":
         last = run_dir / "checkpoints" / LAST
-        return last if last.is_file() else None
+        if not last.is_file():
+            return None
+        reason = _unreadable(last)
+        if reason is None:
+            return last
+        prev = previous_checkpoint(last)
+        if prev.is_file() and _unreadable(prev) is None:
+            warnings.warn(
+                f"{last} is unreadable ({reason}); resuming from the checkpoint before it, {prev}",
+                stacklevel=2,
+            )
+            return prev
+        raise CheckpointError(
+            f"{last} is unreadable ({reason}) and there is no readable checkpoint before it: "
+            "resume=never starts the run over"
+        )
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"resume={resume}: no such checkpoint (expected auto, never or a .ckpt path)")
+    reason = _unreadable(path)
+    if reason is not None:
+        raise CheckpointError(f"resume={resume}: unreadable checkpoint ({reason})")
     return path
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be resumed from, or None when its entries read back."""
+    try:
+        checkpoint_step(path)
+    except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a damaged file
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'empty'}"
+    return None
 
 
 def checkpoint_step(path: Path) -> int:
@@ -129,7 +186,12 @@ def checkpoint_step(path: Path) -> int:
 
     Memory-mapped: only the small entries are read, not the weights (Lightning loads those).
     """
-    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
+    return int(_read_entries(path)["global_step"])
+
+
+def _read_entries(path: Path) -> dict[str, Any]:
+    # weights_only=False: the run's own checkpoints carry the numpy/python RNG states.
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # type: ignore[no-any-return]
 
 
 def read_metrics(run_dir: Path, before_step: int) -> list[dict[str, str]]:

@@ -1,7 +1,10 @@
 """What a run directory holds, written so that a kill never leaves a file half-written.
 
 A run is finished when ``results.json`` exists; it is written last, atomically. A run that
-raised has ``FAILED`` (with the error) instead, so no tool mistakes it for a finished one.
+raised has ``FAILED`` (with the error) instead, so no tool mistakes it for a finished one. Both
+describe the last attempt: an attempt that starts removes the markers of the one before it
+(:func:`start_attempt`), and one refused before it starts (a bad config, an unreadable
+checkpoint, missing data) writes nothing at all, so an earlier finished run stays as it was.
 """
 
 from __future__ import annotations
@@ -65,8 +68,10 @@ def mark_failed(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
     atomic_write_text(Path(run_dir) / FAILED, text)
 
 
-def clear_failed(run_dir: str | os.PathLike[str]) -> None:
-    (Path(run_dir) / FAILED).unlink(missing_ok=True)
+def start_attempt(run_dir: str | os.PathLike[str]) -> None:
+    """A new attempt at the run starts: the last attempt's ``results.json`` or ``FAILED`` goes."""
+    for name in (RESULTS, FAILED):
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 def load_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import torch
 import selfsup.resume as resume_mod
 from selfsup.losses import NTXent
 from selfsup.pipeline import run
-from selfsup.resume import AtomicCheckpointIO, resume_checkpoint
+from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
 from tests.conftest import ROOT
 
@@ -102,6 +103,68 @@ def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, 
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
 
 
+def test_a_save_keeps_the_checkpoint_it_replaces(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    for step in (1, 2, 3):
+        io.save_checkpoint({"global_step": step, "w": torch.full((3,), float(step))}, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt", "last.previous.ckpt"]
+    assert torch.load(path, weights_only=False)["global_step"] == 3
+    prev = torch.load(previous_checkpoint(path), weights_only=False)
+    assert prev["global_step"] == 2 and torch.equal(prev["w"], torch.full((3,), 2.0))
+
+
+def test_a_write_that_does_not_read_back_replaces_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1}, path)
+    io.save_checkpoint({"global_step": 2}, path)
+
+    def writes_garbage(obj, f):  # type: ignore[no-untyped-def]
+        f.write(b"not a checkpoint")  # a write that "succeeds" but is damaged (a full disk, say)
+
+    monkeypatch.setattr(resume_mod.torch, "save", writes_garbage)
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch.load raises on it
+        io.save_checkpoint({"global_step": 3}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False)["global_step"] == 2
+    assert torch.load(previous_checkpoint(path), weights_only=False)["global_step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt", "last.previous.ckpt"]
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_truncated_last_checkpoint_resumes_from_the_one_before(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_dir = tmp_path / "run"
+    ckpts = run_dir / "checkpoints"
+    run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
+    assert torch.load(previous_checkpoint(ckpts / "last.ckpt"), weights_only=False)["epoch"] == 0
+    _truncate(ckpts / "last.ckpt")
+    fallback = r"last\.ckpt is unreadable .*resuming from the checkpoint before it, .*last\.previous\.ckpt"
+    with pytest.warns(UserWarning, match=fallback):
+        results = run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
+    assert results["epochs"] == 2 and results["steps"] == 4  # epoch 1 trained again from epoch 0's end
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 1  # whole again
+
+
+def test_no_readable_checkpoint_fails_naming_the_file_and_changes_nothing(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_dir = tmp_path / "run"
+    run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
+    for name in ("last.ckpt", "last.previous.ckpt"):
+        _truncate(run_dir / "checkpoints" / name)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    last = run_dir / "checkpoints" / "last.ckpt"
+    message = rf"^{re.escape(str(last))} is unreadable \(.*\) and there is no readable checkpoint before it: "
+    with pytest.raises(CheckpointError, match=message + "resume=never starts the run over$"):
+        run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # results.json included
+    with pytest.raises(CheckpointError, match=r"^resume=.*last\.ckpt: unreadable checkpoint \("):
+        resume_checkpoint(run_dir, str(last))
+
+
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     calls = {"n": 0}
     original = NTXent.forward
@@ -126,6 +189,9 @@ def test_resume_options(tmp_path: Path) -> None:
     assert resume_checkpoint(tmp_path, "auto") is None
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="last.ckpt is unreadable"):
+        resume_checkpoint(tmp_path, "auto")
+    torch.save({"global_step": 7}, tmp_path / "checkpoints" / "last.ckpt")
     assert resume_checkpoint(tmp_path, "auto") == tmp_path / "checkpoints" / "last.ckpt"
     assert resume_checkpoint(tmp_path, "never") is None
     with pytest.raises(FileNotFoundError, match="resume=nope.ckpt: no such checkpoint"):

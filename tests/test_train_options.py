@@ -170,9 +170,7 @@ def test_method_loss_mismatch_fails_before_training(composed, tmp_path) -> None:
     cfg = composed("method.losses=[ntxent]", "loss=dcl")
     with pytest.raises(ConfigError, match=r"method=simclr does not accept loss=dcl"):
         run(cfg, tmp_path / "run", loss_choice="dcl")
-    assert not (tmp_path / "run" / RESULTS).exists()
-    assert "does not accept loss=dcl" in (tmp_path / "run" / FAILED).read_text()
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run directory is written
 
 
 def test_missing_dataset_says_where_it_looked(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -183,7 +181,31 @@ def test_missing_dataset_says_where_it_looked(composed, tmp_path, monkeypatch) -
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as e:
         run(cfg, tmp_path / "run", loss_choice="ntxent")
     assert str(missing) in str(e.value) and str(tmp_path / "debian-fmnist") in str(e.value)
-    assert (tmp_path / "run" / FAILED).is_file() and not (tmp_path / "run" / RESULTS).exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_attempt_leaves_a_finished_run_as_it_was(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run_dir = tmp_path / "run"
+    run(composed(), run_dir, loss_choice="ntxent")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="does not accept loss=dcl"):
+        run(composed("method.losses=[ntxent]", "loss=dcl"), run_dir, loss_choice="dcl")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_an_attempt_that_starts_removes_the_last_ones_results(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / RESULTS).write_text('{"stale": true}')
+
+    def fails_in_training(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom in training")
+
+    monkeypatch.setattr("lightning.Trainer.fit", fails_in_training)
+    with pytest.raises(RuntimeError, match="boom in training"):
+        run(composed(), run_dir, loss_choice="ntxent")
+    assert not (run_dir / RESULTS).exists()  # the directory tells of the last attempt: it failed
+    assert "boom in training" in (run_dir / FAILED).read_text()
 
 
 def test_failed_marker_is_cleared_by_a_successful_rerun(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
