@@ -44,7 +44,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             _read_entries(tmp)  # read back before it replaces anything: a bad write raises here
-            if path.is_file():
+            if path.is_file() and _unreadable(path) is None:  # a damaged one never displaces a good previous
                 _keep_as_previous(path)
             os.replace(tmp, path)
         finally:

@@ -148,6 +148,8 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(composed, tmp_p
         results = run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
     assert results["epochs"] == 2 and results["steps"] == 4  # epoch 1 trained again from epoch 0's end
     assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 1  # whole again
+    # The damaged file did not become the fallback: the previous one is still epoch 0's.
+    assert torch.load(previous_checkpoint(ckpts / "last.ckpt"), weights_only=False)["epoch"] == 0
 
 
 def test_no_readable_checkpoint_fails_naming_the_file_and_changes_nothing(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
