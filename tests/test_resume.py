@@ -21,6 +21,7 @@ from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
 from tests.conftest import ROOT
+from tests.test_train_options import run_dir_bytes
 
 ARGS = ["data.batch_size=32", "eval.baselines=[]", "eval.probe_Cs=[1.0]"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
@@ -157,12 +158,12 @@ def test_no_readable_checkpoint_fails_naming_the_file_and_changes_nothing(compos
     run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
     for name in ("last.ckpt", "last.previous.ckpt"):
         _truncate(run_dir / "checkpoints" / name)
-    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    before = run_dir_bytes(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     message = rf"^{re.escape(str(last))} is unreadable \(.*\) and there is no readable checkpoint before it: "
     with pytest.raises(CheckpointError, match=message + "resume=never starts the run over$"):
         run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
-    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before  # results.json included
+    assert run_dir_bytes(run_dir) == before  # results.json included
     with pytest.raises(CheckpointError, match=r"^resume=.*last\.ckpt: unreadable checkpoint \("):
         resume_checkpoint(run_dir, str(last))
 

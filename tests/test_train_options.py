@@ -57,6 +57,11 @@ def _params() -> list[object]:
     return out
 
 
+def run_dir_bytes(run_dir: Path) -> dict[Path, bytes]:
+    """Every file below ``run_dir`` and its contents: compare two to see that nothing changed."""
+    return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
 def assert_complete_run_dir(run_dir: Path) -> dict:
     for name in (RESULTS, "config.yaml", "git.json", "metrics.csv", "checkpoints/last.ckpt"):
         assert (run_dir / name).is_file(), f"{name} missing from {run_dir}"
@@ -187,10 +192,10 @@ def test_missing_dataset_says_where_it_looked(composed, tmp_path, monkeypatch) -
 def test_a_refused_attempt_leaves_a_finished_run_as_it_was(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"
     run(composed(), run_dir, loss_choice="ntxent")
-    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    before = run_dir_bytes(run_dir)
     with pytest.raises(ConfigError, match="does not accept loss=dcl"):
         run(composed("method.losses=[ntxent]", "loss=dcl"), run_dir, loss_choice="dcl")
-    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert run_dir_bytes(run_dir) == before
 
 
 def test_an_attempt_that_starts_removes_the_last_ones_results(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
