@@ -22,6 +22,7 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from selfsup.errors import user_errors_as_one_line
     from selfsup.pipeline import run  # imported here so `--help` and config errors are fast
 
     # Hydra's logging already prints (and writes train.log); Lightning's own console handler
@@ -33,7 +34,8 @@ def main(cfg: DictConfig) -> float | None:
     # nothing of ours for it to delete there, so its warning would only alarm.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     hc = HydraConfig.get()
-    results = run(cfg, Path(hc.runtime.output_dir), loss_choice=hc.runtime.choices["loss"])
+    with user_errors_as_one_line():
+        results = run(cfg, Path(hc.runtime.output_dir), loss_choice=hc.runtime.choices["loss"])
     # The value a Hydra sweeper optimises: held-out linear-probe accuracy.
     return results.get("metrics", {}).get("linear_top1")
 

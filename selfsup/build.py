@@ -22,16 +22,13 @@ from selfsup.data import ImageDataModule
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
 from selfsup.eval.rankme_callback import RankMeCallback
+from selfsup.errors import ConfigError
 from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import Method
 from selfsup.optim import lr_scaling
 
 BASELINES = ("random_init", "raw_pixels")
-
-
-class ConfigError(ValueError):
-    """A configuration that composes but cannot describe a valid run."""
 
 
 def check_config(cfg: DictConfig, loss_choice: str) -> None:

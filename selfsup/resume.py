@@ -25,6 +25,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
 
 from selfsup.dist import rank, world_size
+from selfsup.errors import CheckpointError
 
 LAST = "last.ckpt"
 
@@ -126,10 +127,6 @@ class RNGState(L.Callback):
                 stacklevel=2,
             )
         _set_rng_states(ranks[rank() % len(ranks)])
-
-
-class CheckpointError(RuntimeError):
-    """No readable checkpoint to resume from where one was asked for."""
 
 
 def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
