@@ -19,10 +19,10 @@ from torch import nn
 
 from selfsup.augment import ViewPipeline
 from selfsup.data import ImageDataModule
+from selfsup.errors import ConfigError
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
 from selfsup.eval.rankme_callback import RankMeCallback
-from selfsup.errors import ConfigError
 from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import Method
