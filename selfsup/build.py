@@ -27,42 +27,31 @@ from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import Method
 from selfsup.optim import lr_scaling
-
-BASELINES = ("random_init", "raw_pixels")
+from selfsup.schema import check_schema
 
 
 def check_config(cfg: DictConfig, loss_choice: str) -> None:
-    """Fail before training on combinations Hydra cannot see.
+    """Fail before training on a value its declared type refuses (:mod:`selfsup.schema`) or a
+    combination no single type can see (a method and a loss, the CPU and a GPU-only setting).
 
     Args:
         cfg: the composed config.
         loss_choice: the option chosen in the ``loss`` group.
     """
+    check_schema(cfg)
     accepted = list(cfg.method.losses)
     if loss_choice not in accepted:
         raise ConfigError(
             f"method={cfg.method.name} does not accept loss={loss_choice}; "
             f"method={cfg.method.name} accepts loss={'|'.join(accepted)}"
         )
-    unknown = set(cfg.eval.baselines) - set(BASELINES)
-    if unknown:
-        raise ConfigError(f"eval.baselines has {sorted(unknown)}; expected a subset of {list(BASELINES)}")
-    m = cfg.eval.metrics
-    if min(m.lidar_views, m.lidar_images, m.final_lidar_views, m.final_lidar_images) < 2:
-        raise ConfigError("eval.metrics.{final_,}lidar_images and eval.metrics.{final_,}lidar_views must be >= 2")
     secrets = _secret_keys(cfg)
     if secrets:
         raise ConfigError(
             f"{', '.join(secrets)}: credentials never go in a config (it is saved with the run); "
             "set WANDB_API_KEY in the environment instead"
         )
-    if cfg.augment.views < 2:
-        raise ConfigError(f"augment.views={cfg.augment.views}: contrastive methods need at least 2 views")
     _check_trainer(cfg.trainer)
-    try:
-        lr_scaling(cfg.optim.lr_scaling.rule, cfg.optim.lr_scaling.reference_batch)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def _check_trainer(t: DictConfig) -> None:

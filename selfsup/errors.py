@@ -24,6 +24,10 @@ class CheckpointError(UserError, RuntimeError):
     """No readable checkpoint to resume from where one was asked for."""
 
 
+class MissingFileError(UserError, FileNotFoundError):
+    """A data set, image folder or checkpoint the config names that is not there."""
+
+
 class DataError(UserError, ValueError):
     """A data file that cannot be read (a corrupt image, say), named with the option that handles it."""
 

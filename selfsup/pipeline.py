@@ -37,7 +37,14 @@ from selfsup.resume import (
     restore_metrics,
     resume_checkpoint,
 )
-from selfsup.run_dir import RESULTS, atomic_write_json, git_revision, mark_failed, start_attempt
+from selfsup.run_dir import (
+    RESULTS,
+    atomic_write_json,
+    git_revision,
+    mark_failed,
+    remove_if_only_hydra,
+    start_attempt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +54,26 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 
     Everything that can be checked is checked before the run directory is touched (the config,
     the checkpoint to resume from, the data, the model): a run refused there leaves an earlier
-    attempt's files as they were. Once the run starts, an error leaves ``FAILED``.
+    attempt's files as they were, and removes the directory Hydra made for it if nothing else is
+    in it. Once the run starts, an error leaves ``FAILED``.
 
     Args:
         cfg: the composed config.
         run_dir: the run directory (Hydra's output directory).
         loss_choice: the option chosen in the ``loss`` group (checked against the method).
     """
-    check_config(cfg, loss_choice)
-    ckpt = resume_checkpoint(run_dir, str(cfg.resume))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    view_maker = build_view_maker(cfg)
-    dm = build_datamodule(cfg, view_maker)
-    dm.setup()  # reads the data now: a missing data set fails before anything is written
-    module = build_module(cfg, view_maker)
+    try:
+        check_config(cfg, loss_choice)
+        ckpt = resume_checkpoint(run_dir, str(cfg.resume))
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        view_maker = build_view_maker(cfg)
+        dm = build_datamodule(cfg, view_maker)
+        dm.setup()  # reads the data now: a missing data set fails before anything is written
+        module = build_module(cfg, view_maker)
+    except BaseException:
+        if launcher_rank_zero():
+            remove_if_only_hydra(run_dir)  # the directory Hydra made for this refused attempt
+        raise
 
     run_dir.mkdir(parents=True, exist_ok=True)
     try:

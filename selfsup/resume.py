@@ -25,7 +25,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
 
 from selfsup.dist import rank, world_size
-from selfsup.errors import CheckpointError
+from selfsup.errors import CheckpointError, MissingFileError
 
 LAST = "last.ckpt"
 
@@ -162,7 +162,7 @@ def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
         )
     path = Path(resume)
     if not path.is_file():
-        raise FileNotFoundError(f"resume={resume}: no such checkpoint (expected auto, never or a .ckpt path)")
+        raise MissingFileError(f"resume={resume}: no such checkpoint (expected auto, never or a .ckpt path)")
     reason = _unreadable(path)
     if reason is not None:
         raise CheckpointError(f"resume={resume}: unreadable checkpoint ({reason})")

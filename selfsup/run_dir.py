@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import traceback
@@ -72,6 +73,24 @@ def start_attempt(run_dir: str | os.PathLike[str]) -> None:
     """A new attempt at the run starts: the last attempt's ``results.json`` or ``FAILED`` goes."""
     for name in (RESULTS, FAILED):
         (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def remove_if_only_hydra(run_dir: str | os.PathLike[str]) -> None:
+    """Remove ``run_dir`` if it holds only what Hydra writes on launching a job (``.hydra/`` and
+    ``*.log``): no attempt ever started there, so a refused one leaves no directory behind. A
+    directory with anything else in it is left as it is."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        return
+    entries = list(path.iterdir())
+    if any(not (e.name == ".hydra" and e.is_dir() or e.suffix == ".log" and e.is_file()) for e in entries):
+        return
+    for e in entries:
+        if e.is_dir():
+            shutil.rmtree(e)
+        else:
+            e.unlink()
+    path.rmdir()
 
 
 def load_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Every option of every config group under configs/, found by walking the folders, composes with
 train.yaml and resolves completely: no missing value, no broken interpolation, no `hydra:` key
-that does not exist. A new YAML file is covered without touching this test."""
+that does not exist; and every value passes its declared type and range (selfsup.schema). A new
+YAML file is covered without touching this test."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from selfsup.schema import check_schema
 from tests.conftest import CONFIGS, compose_cfg
 
 # Values an option leaves required (`???`) on purpose, with the override a user must give.
@@ -102,6 +104,7 @@ def test_option_composes_and_resolves(group: str, option: str, nested_keys: dict
         key = group if "/" not in group else nested_keys[group][0]
         assert choices[key] == option, (key, dict(choices))
         job = resolve(cfg)
+        check_schema(cfg)  # every value of every option has its declared type and range
     finally:
         GlobalHydra.instance().clear()
     assert job["run_dir"] == "/tmp/selfsup-run"

@@ -95,7 +95,7 @@ def test_the_scaled_lr_is_the_one_the_optimizer_uses(composed, tmp_path: Path) -
 @pytest.mark.parametrize(
     "override,message",
     [
-        ("optim.lr_scaling.rule=cubic", r"optim.lr_scaling.rule='cubic': expected one of none, linear, sqrt"),
+        ("optim.lr_scaling.rule=cubic", r"optim.lr_scaling.rule='cubic': must be 'none', 'linear' or 'sqrt'"),
         ("trainer.sync_batchnorm=true", r"trainer.sync_batchnorm=true needs GPUs"),
         ("trainer.precision=16-mixed", r"trainer.precision=16-mixed needs a GPU; on the CPU use 32-true or bf16-mixed"),
     ],

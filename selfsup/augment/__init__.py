@@ -29,6 +29,10 @@ def make_view_maker(backend: str = "batched", **kwargs: Any) -> ViewPipeline:
     raise ValueError(f"augment.backend={backend!r}; expected one of {list(BACKENDS)}")
 
 
+# Its keywords are ViewPipeline's arguments: selfsup.schema checks them against that signature.
+make_view_maker.kwargs_of = ViewPipeline  # type: ignore[attr-defined]
+
+
 __all__ = [
     "BACKENDS",
     "BatchMix",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from selfsup.schema import Positive, Probability
+
 
 class BatchMix(nn.Module):
     """Mixes each image of one view with a partner from the same batch and reports how.
@@ -21,7 +23,7 @@ class BatchMix(nn.Module):
     #: The name under ``augment.mix`` that error messages print.
     name = "mix"
 
-    def __init__(self, p: float = 1.0, view: int = -1) -> None:
+    def __init__(self, p: Probability = 1.0, view: int = -1) -> None:
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"augment.mix.p={p}: expected 0 <= p <= 1 ({self.name})")
@@ -54,7 +56,7 @@ class BetaMix(BatchMix):
         view: which view to mix, counted among the global views (negative counts from the end).
     """
 
-    def __init__(self, alpha: float = 1.0, p: float = 1.0, view: int = -1) -> None:
+    def __init__(self, alpha: Positive = 1.0, p: Probability = 1.0, view: int = -1) -> None:
         super().__init__(p, view)
         if alpha <= 0:
             raise ValueError(f"augment.mix.alpha={alpha}: expected alpha > 0 for Beta(alpha, alpha) ({self.name})")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import torch
+from annotated_types import Ge
 from torch import Tensor, nn
 
 from selfsup.augment import color
 from selfsup.augment.geometry import affine
+from selfsup.schema import NonNegative, NonNegativeInt, Probability
 
 # Op -> magnitude at full strength, in torchvision's units (docs/algorithms.md#randaugment).
 # Signed ops draw a sign.
@@ -89,12 +92,12 @@ class RandAugment(nn.Module):
 
     def __init__(
         self,
-        num_ops: int = 2,
-        magnitude: float = 9,
-        num_magnitude_bins: int = 31,
+        num_ops: NonNegativeInt = 2,
+        magnitude: NonNegative = 9,
+        num_magnitude_bins: Annotated[int, Ge(2)] = 31,
         op_set: str | Sequence[str] = "torchvision",
-        op_p: float = 1.0,
-        magnitude_std: float = 0.0,
+        op_p: Probability = 1.0,
+        magnitude_std: NonNegative = 0.0,
     ) -> None:
         super().__init__()
         ops = OP_SETS.get(op_set) if isinstance(op_set, str) else tuple(op_set)

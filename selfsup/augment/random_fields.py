@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from selfsup.augment import color
 from selfsup.augment.geometry import pixel_grid, sample_at
+from selfsup.schema import Probability
 
 
 def gaussian_random_field(n: int, height: int, width: int, length_scale: float, device: torch.device) -> Tensor:
@@ -68,7 +69,7 @@ class RandomFields(nn.Module):
 
     def __init__(
         self,
-        p: float = 1.0,
+        p: Probability = 1.0,
         translate: Sequence[float] = (0.0, 8.0),
         rotate: Sequence[float] = (0.0, 8.0),
         scale: Sequence[float] = (0.0, 8.0),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from selfsup.augment.batch_mix import BatchMix
+from selfsup.schema import AreaRange, Probability
 
 
 class ResizeMix(BatchMix):
@@ -26,7 +25,7 @@ class ResizeMix(BatchMix):
 
     name = "resizemix"
 
-    def __init__(self, scale: Sequence[float] = (0.1, 0.8), p: float = 1.0, view: int = -1) -> None:
+    def __init__(self, scale: AreaRange = (0.1, 0.8), p: Probability = 1.0, view: int = -1) -> None:
         super().__init__(p, view)
         lo, hi = (float(s) for s in scale)
         if not 0 < lo <= hi <= 1:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Len
 from torch import Tensor, nn
 
 from selfsup.augment import color
@@ -18,6 +19,7 @@ from selfsup.augment.randaugment import RandAugment
 from selfsup.augment.random_fields import RandomFields
 from selfsup.augment.recipe import ViewRecipe, view_recipes
 from selfsup.mix import Mix
+from selfsup.schema import AreaRange, NonNegative, NonNegativeInt, Positive, PositiveInt, Probability, Range
 
 
 @dataclass(frozen=True)
@@ -72,27 +74,27 @@ class ViewPipeline(nn.Module):
 
     def __init__(
         self,
-        views: int = 2,
-        size: int = 32,
-        crop_scale: Sequence[float] = (0.08, 1.0),
-        crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
-        flip_p: float = 0.5,
-        jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
-        jitter_p: float = 0.8,
-        grayscale_p: float = 0.2,
-        blur_p: float = 0.0,
-        blur_sigma: Sequence[float] = (0.1, 2.0),
-        blur_kernel_frac: float = 0.1,
-        solarize_p: float = 0.0,
+        views: PositiveInt = 2,
+        size: PositiveInt = 32,
+        crop_scale: AreaRange = (0.08, 1.0),
+        crop_ratio: Range = (3 / 4, 4 / 3),
+        flip_p: Probability = 0.5,
+        jitter: Annotated[Sequence[NonNegative], Len(4, 4)] = (0.4, 0.4, 0.4, 0.1),
+        jitter_p: Probability = 0.8,
+        grayscale_p: Probability = 0.2,
+        blur_p: Probability = 0.0,
+        blur_sigma: Range = (0.1, 2.0),
+        blur_kernel_frac: Positive = 0.1,
+        solarize_p: Probability = 0.0,
         per_view: Sequence[Mapping[str, Any]] = (),
-        local_views: int = 0,
-        local_size: int | None = None,
-        local_crop_scale: Sequence[float] = (0.05, 0.4),
+        local_views: NonNegativeInt = 0,
+        local_size: PositiveInt | None = None,
+        local_crop_scale: AreaRange = (0.05, 0.4),
         randaugment: RandAugment | None = None,
         random_fields: RandomFields | None = None,
         mix: BatchMix | None = None,
         mean: Sequence[float] = (0.5,),
-        std: Sequence[float] = (0.5,),
+        std: Sequence[Positive] = (0.5,),
     ) -> None:
         super().__init__()
         if views < 1 or local_views < 0:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
+from annotated_types import MinLen
 from torch import Tensor, nn
+
+from selfsup.schema import PositiveInt
 
 
 class SmallCNN(nn.Module):
@@ -15,7 +19,7 @@ class SmallCNN(nn.Module):
         widths: channels of each stage.
     """
 
-    def __init__(self, in_chans: int = 3, widths: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(self, in_chans: int = 3, widths: Annotated[Sequence[PositiveInt], MinLen(1)] = (32, 64, 128)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_chans

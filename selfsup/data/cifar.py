@@ -13,6 +13,7 @@ import numpy as np
 
 from selfsup.data.base import ImageSplits, TensorImageDataset
 from selfsup.data.folder import folder_splits
+from selfsup.errors import MissingFileError
 
 LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
@@ -56,7 +57,7 @@ def cifar_splits(root: str, num_classes: int = 10, download: bool = False) -> Im
                 if num_classes == 10
                 else ""
             )
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"CIFAR-{num_classes} not found: looked for {pickles}/{train_names[0]} and {tree}/train/<class>/. "
                 f"Set data.download=true to download it with torchvision (needs internet).{hint}"
             )

@@ -7,9 +7,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from selfsup.data.base import ImageSplits, TensorImageDataset
+from selfsup.schema import OpenFraction
 
 
-def digits_splits(test_fraction: float = 0.25, seed: int = 0) -> ImageSplits:
+def digits_splits(test_fraction: OpenFraction = 0.25, seed: int = 0) -> ImageSplits:
     """1,797 grey 8x8 images in 10 classes, split stratified and seeded (no split is shipped).
 
     Pixel values 0..16 are rescaled to 0..255 uint8.

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.data.base import ImageSplits, TensorImageDataset
+from selfsup.errors import MissingFileError
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = {
@@ -42,7 +43,7 @@ def find_fashion_mnist(root: str | None) -> Path:
         if all((c / f).is_file() for f in FILES.values()):
             return c
     looked = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"Fashion-MNIST not found: looked for {sorted(FILES.values())} in {looked}. "
         "Install it with `apt-get install dataset-fashion-mnist` (files land in "
         "/usr/share/datasets/fashion-mnist) "

@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from selfsup.data.base import ImageSplits
+from selfsup.errors import MissingFileError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 
@@ -43,7 +44,7 @@ class FolderImageDataset(Dataset):
     def __init__(self, root: str | os.PathLike[str], size: int, channels: int = 3, classes: list[str] | None = None):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"image folder {self.root} does not exist")
+            raise MissingFileError(f"image folder {self.root} does not exist")
         self.classes = classes or sorted(p.name for p in self.root.iterdir() if p.is_dir())
         self.samples: list[tuple[str, int]] = []
         for label, c in enumerate(self.classes):
@@ -52,7 +53,7 @@ class FolderImageDataset(Dataset):
                     if f.lower().endswith(IMAGE_EXTENSIONS):
                         self.samples.append((os.path.join(dirpath, f), label))
         if not self.samples:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}/<class>/")
+            raise MissingFileError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}/<class>/")
         self.size, self.mode = size, "L" if channels == 1 else "RGB"
 
     def __len__(self) -> int:
@@ -81,7 +82,7 @@ def folder_splits(path: str, image_size: int, channels: int = 3, test_split: str
         test_split = next((s for s in ("val", "test") if (root / s).is_dir()), "val")
     missing = [str(root / s) for s in ("train", test_split) if not (root / s).is_dir()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"image folder data needs {root}/train/<class>/ and {root}/{test_split}/<class>/; missing: {missing}"
         )
     train = FolderImageDataset(root / "train", image_size, channels)

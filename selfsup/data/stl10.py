@@ -8,6 +8,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset
 
 from selfsup.data.base import ImageSplits, TensorImageDataset
+from selfsup.errors import MissingFileError
 
 
 def _read_x(path: Path) -> np.ndarray:
@@ -31,7 +32,7 @@ def stl10_splits(root: str, unlabeled: bool = True, download: bool = False) -> I
     needed = ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"] + (["unlabeled_X.bin"] if unlabeled else [])
     if not all((folder / n).is_file() for n in needed):
         if not download:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"STL-10 not found: looked for {needed} in {folder}. "
                 "Set data.download=true to download it with torchvision (needs internet)."
             )

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from selfsup.schema import PositiveInt
+
 
 class MLPHead(nn.Module):
     """Linear(-BN)-ReLU blocks followed by a linear output layer (optionally BN'd).
@@ -21,8 +23,8 @@ class MLPHead(nn.Module):
     def __init__(
         self,
         in_dim: int,
-        hidden_dims: Sequence[int] = (2048,),
-        out_dim: int = 128,
+        hidden_dims: Sequence[PositiveInt] = (2048,),
+        out_dim: PositiveInt = 128,
         batch_norm: bool = True,
         last_bn: bool = False,
     ) -> None:

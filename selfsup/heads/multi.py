@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.heads.mlp import MLPHead
+from selfsup.schema import NonNegative, PositiveInt
 
 
 class MultiHead(nn.Module):
@@ -32,12 +33,12 @@ class MultiHead(nn.Module):
     def __init__(
         self,
         in_dim: int,
-        num_heads: int = 3,
-        hidden_dims: Sequence[int] = (512,),
-        out_dim: int = 128,
+        num_heads: PositiveInt = 3,
+        hidden_dims: Sequence[PositiveInt] = (512,),
+        out_dim: PositiveInt = 128,
         batch_norm: bool = True,
         last_bn: bool = False,
-        weights: Sequence[float] | None = None,
+        weights: Sequence[NonNegative] | None = None,
         per_head: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         super().__init__()

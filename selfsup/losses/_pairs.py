@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from selfsup.dist import rank, world_size
 from selfsup.losses._feature_transform import FeatureTransform
 from selfsup.mix import Mix
+from selfsup.schema import NonNegative, NonNegativeInt, Positive
 
 # Large finite negative used to mask logits: -inf would give NaN gradients in corner cases.
 MASK_VALUE = -1e9
@@ -240,14 +241,14 @@ class ContrastiveLoss(nn.Module):
 
     def __init__(
         self,
-        temperature: float,
+        temperature: Positive,
         gather_distributed: bool = True,
-        drop_top_k: int = 0,
-        mochi_hardest: int = 0,
-        mochi_mixes: int = 0,
-        mochi_query_mixes: int = 0,
-        ft_pos_alpha: float = 0.0,
-        ft_neg_alpha: float = 0.0,
+        drop_top_k: NonNegativeInt = 0,
+        mochi_hardest: NonNegativeInt = 0,
+        mochi_mixes: NonNegativeInt = 0,
+        mochi_query_mixes: NonNegativeInt = 0,
+        ft_pos_alpha: NonNegative = 0.0,
+        ft_neg_alpha: NonNegative = 0.0,
         ft_normalize: bool = False,
     ) -> None:
         super().__init__()

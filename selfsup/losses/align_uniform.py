@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from selfsup.losses._pairs import gather_views
 from selfsup.metrics.alignment import alignment, uniformity
+from selfsup.schema import NonNegative, Positive
 
 
 class AlignUniform(nn.Module):
@@ -29,10 +30,10 @@ class AlignUniform(nn.Module):
 
     def __init__(
         self,
-        alpha: float = 2.0,
-        t: float = 2.0,
-        align_weight: float = 1.0,
-        uniform_weight: float = 1.0,
+        alpha: Positive = 2.0,
+        t: Positive = 2.0,
+        align_weight: NonNegative = 1.0,
+        uniform_weight: NonNegative = 1.0,
         gather_distributed: bool = True,
     ) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.losses._pairs import MASK_VALUE, contrastive_pairs
+from selfsup.schema import NonNegative, Positive, PositiveInt
 
 
 class AMCL(nn.Module):
@@ -44,11 +45,11 @@ class AMCL(nn.Module):
 
     def __init__(
         self,
-        dim: int = 128,
-        hidden: int = 128,
-        tau_min: float = 0.05,
-        tau_max: float = 1.0,
-        beta: float = 0.1,
+        dim: PositiveInt = 128,
+        hidden: PositiveInt = 128,
+        tau_min: Positive = 0.05,
+        tau_max: Positive = 1.0,
+        beta: NonNegative = 0.1,
         gather_distributed: bool = True,
     ) -> None:
         super().__init__()

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.losses._pairs import gather_views
+from selfsup.schema import NonNegative
 
 
 def standardise(z: Tensor, eps: float = 1e-5) -> Tensor:
@@ -24,7 +25,7 @@ class BarlowTwinsLoss(nn.Module):
         gather_distributed: batch statistics over every DDP rank's embeddings.
     """
 
-    def __init__(self, lambd: float = 5e-3, gather_distributed: bool = True) -> None:
+    def __init__(self, lambd: NonNegative = 5e-3, gather_distributed: bool = True) -> None:
         super().__init__()
         if lambd < 0:
             raise ValueError(f"lambd must be >= 0, got {lambd}")

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from selfsup.losses._pairs import Pairs
 from selfsup.losses.dcl import DCL
+from selfsup.schema import Positive
 
 
 class DCLW(DCL):
@@ -39,7 +40,7 @@ class DCLW(DCL):
     def __init__(
         self,
         temperature: float = 0.1,
-        sigma: float = 0.5,
+        sigma: Positive = 0.5,
         weight_detach: bool = True,
         weight_scope: Literal["global", "local"] = "global",
         gather_distributed: bool = True,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Interval
 from torch import Tensor
 
 from selfsup.losses._pairs import ContrastiveLoss, Pairs
+from selfsup.schema import NonNegative
 
 
 class HCL(ContrastiveLoss):
@@ -42,8 +44,8 @@ class HCL(ContrastiveLoss):
     def __init__(
         self,
         temperature: float = 0.5,
-        beta: float = 1.0,
-        tau_plus: float = 0.1,
+        beta: NonNegative = 1.0,
+        tau_plus: Annotated[float, Interval(ge=0, lt=1)] = 0.1,
         gather_distributed: bool = True,
         **options: Any,
     ) -> None:

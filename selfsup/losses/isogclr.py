@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from selfsup.dist import gather_cat
 from selfsup.losses._pairs import contrastive_pairs
+from selfsup.schema import NonNegative, Positive, PositiveInt, Probability
 
 
 class ISogCLR(nn.Module):
@@ -61,16 +62,16 @@ class ISogCLR(nn.Module):
 
     def __init__(
         self,
-        tau_init: float = 0.1,
-        tau_min: float = 0.05,
-        tau_max: float = 0.7,
-        rho: float = 0.3,
-        gamma: float = 0.9,
-        tau_lr: float = 0.01,
-        tau_momentum: float = 0.5,
-        grad_clip: float = 3.0,
+        tau_init: Positive = 0.1,
+        tau_min: Positive = 0.05,
+        tau_max: Positive = 0.7,
+        rho: NonNegative = 0.3,
+        gamma: Probability = 0.9,
+        tau_lr: Positive = 0.01,
+        tau_momentum: Probability = 0.5,
+        grad_clip: Positive = 3.0,
         gather_distributed: bool = True,
-        num_samples: int = 1,
+        num_samples: PositiveInt = 1,
     ) -> None:
         super().__init__()
         if not 0 < tau_min <= tau_max:

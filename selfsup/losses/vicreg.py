@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.losses._pairs import gather_views
+from selfsup.schema import NonNegative, Positive
 
 
 class VICRegLoss(nn.Module):
@@ -29,10 +30,10 @@ class VICRegLoss(nn.Module):
 
     def __init__(
         self,
-        invariance: float = 25.0,
-        variance: float = 25.0,
-        covariance: float = 1.0,
-        eps: float = 1e-4,
+        invariance: NonNegative = 25.0,
+        variance: NonNegative = 25.0,
+        covariance: NonNegative = 1.0,
+        eps: Positive = 1e-4,
         gather_distributed: bool = True,
     ) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from selfsup.augment import Views
 from selfsup.methods.base import Method, cosine_momentum
+from selfsup.schema import Probability
 
 
 class MomentumTeacher(nn.Module):
@@ -61,7 +62,9 @@ class TeacherMethod(Method):
 
     local_views_ok = False
 
-    def __init__(self, *args: Any, base_momentum: float = 0.99, final_momentum: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, base_momentum: Probability = 0.99, final_momentum: Probability = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if not 0 <= base_momentum <= final_momentum <= 1:
             raise ValueError(f"need 0 <= base_momentum <= final_momentum <= 1; got {base_momentum}, {final_momentum}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -36,6 +36,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from selfsup.augment import ViewPipeline, Views
+from selfsup.schema import Positive
 
 OptimizerFactory = Callable[[Iterable[Any]], Optimizer]
 SchedulerFactory = Callable[..., LRScheduler]
@@ -124,9 +125,9 @@ class Method(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         lr_scale: Callable[[int], float] | None = None,
-        eval_with: str = "online",
+        eval_with: Literal["online", "teacher"] = "online",
         predictor: Callable[..., nn.Module] | None = None,
-        predictor_lr: float = 1.0,
+        predictor_lr: Positive = 1.0,
     ) -> None:
         super().__init__()
         if eval_with not in EVAL_WITH:

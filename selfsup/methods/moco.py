@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor
 
 from selfsup.augment import Views
 from selfsup.methods._momentum import TeacherMethod
 from selfsup.methods._queue import KeyQueue
+from selfsup.schema import PositiveInt
 
 
 class MoCo(TeacherMethod):
@@ -28,7 +29,13 @@ class MoCo(TeacherMethod):
         *args, **kwargs: :class:`~selfsup.methods._momentum.TeacherMethod`'s arguments.
     """
 
-    def __init__(self, *args: Any, queue_size: int = 4096, batch_negatives: str = "none", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        queue_size: PositiveInt = 4096,
+        batch_negatives: Literal["none", "all"] = "none",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.queue = KeyQueue(queue_size, self.head_dim)
         self.batch_negatives = batch_negatives

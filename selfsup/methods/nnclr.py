@@ -9,6 +9,7 @@ from torch import Tensor
 from selfsup.augment import Views
 from selfsup.methods._queue import KeyQueue
 from selfsup.methods.base import Method
+from selfsup.schema import PositiveInt
 
 
 class NNCLR(Method):
@@ -31,7 +32,7 @@ class NNCLR(Method):
     needs_predictor = True
     mix_ok = False  # the anchor is a support-set row, not a picture: no soft targets
 
-    def __init__(self, *args: Any, support_size: int = 98304, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, support_size: PositiveInt = 98304, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.support = KeyQueue(support_size, self.head_dim)
 

@@ -11,6 +11,7 @@ from torch import Tensor
 from selfsup.augment import Views
 from selfsup.methods._memory_bank import MemoryBank
 from selfsup.methods.base import Method
+from selfsup.schema import PositiveInt, Probability
 
 
 class NPID(Method):
@@ -32,7 +33,9 @@ class NPID(Method):
     local_views_ok = False
     mix_ok = False  # a bank row is one image's: no soft targets
 
-    def __init__(self, *args: Any, negatives: int = 4096, bank_momentum: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, negatives: PositiveInt = 4096, bank_momentum: Probability = 0.5, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if negatives <= 0:
             raise ValueError(f"method.module.negatives must be > 0, got {negatives}")

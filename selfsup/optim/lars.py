@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Interval
 from torch.optim import Optimizer
+
+from selfsup.schema import NonNegative, Positive
 
 
 class LARS(Optimizer):
@@ -27,11 +30,11 @@ class LARS(Optimizer):
     def __init__(
         self,
         params: Iterable[Any],
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-6,
-        trust_coefficient: float = 1e-3,
-        eps: float = 1e-8,
+        lr: Positive = 0.1,
+        momentum: Annotated[float, Interval(ge=0, lt=1)] = 0.9,
+        weight_decay: NonNegative = 1e-6,
+        trust_coefficient: Positive = 1e-3,
+        eps: NonNegative = 1e-8,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, eps=eps

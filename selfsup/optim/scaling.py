@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 
-RULES = ("none", "linear", "sqrt")
+from selfsup.schema import LrScalingRule
+
+RULES = typing.get_args(LrScalingRule)
 
 
 def lr_scaling(rule: str = "none", reference_batch: int = 256) -> Callable[[int], float] | None:

@@ -7,13 +7,15 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from selfsup.schema import NonNegative, Probability
+
 
 def warmup_cosine(
     optimizer: Optimizer,
     total_steps: int,
     steps_per_epoch: int,
-    warmup_epochs: float = 10,
-    min_lr_ratio: float = 0.0,
+    warmup_epochs: NonNegative = 10,
+    min_lr_ratio: Probability = 0.0,
 ) -> LambdaLR:
     """Multiply every group's base lr by a factor rising linearly to 1, then cosine-decaying.
 
