@@ -2,6 +2,10 @@
 
 ``train.py`` prints a :class:`UserError` as one line naming the key or file and what was
 expected, and exits with status 2; ``HYDRA_FULL_ERROR=1`` shows the traceback instead.
+
+A UserError raised in a DataLoader worker (a corrupt image, say) is re-raised by torch in the main
+process as the same type, with the worker's traceback as its message; :class:`UserError` takes
+back the original message, so it still prints as one line.
 """
 
 from __future__ import annotations
@@ -14,6 +18,25 @@ from collections.abc import Iterator
 
 class UserError(Exception):
     """Input that cannot make a valid run; its message names the key or file and what is allowed."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (_worker_message(args[0], type(self)),)
+        super().__init__(*args)
+
+
+def _worker_message(message: str, cls: type) -> str:
+    """The original message of a ``cls`` torch re-raises from a DataLoader worker, else ``message``.
+
+    torch (``ExceptionWrapper.reraise``) builds ``cls(text)`` where text is "Caught <Name> in DataLoader
+    worker process N." and, on the next lines, "Original Traceback ...", which ends with the line
+    ``<module>.<Name>: <original message>``.
+    """
+    if not (message.startswith(f"Caught {cls.__name__} in ") and "\nOriginal Traceback" in message):
+        return message
+    header = f"\n{cls.__module__}.{cls.__qualname__}: "
+    at = message.rfind(header)
+    return message[at + len(header) :].strip() if at >= 0 else message
 
 
 class ConfigError(UserError, ValueError):

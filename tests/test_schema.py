@@ -61,6 +61,10 @@ REFUSED = [
     (["eval.baselines=[foo]"], "eval.baselines[0]='foo': must be 'random_init' or 'raw_pixels'"),
     (["eval.metrics.lidar_views=1"], "eval.metrics.lidar_views=1: must be greater than or equal to 2"),
     (["seed=-1"], "seed=-1: must be greater than or equal to 0"),
+    (
+        ["data=imagefolder", "data.path=/x", "data.on_bad_image=ignore"],
+        "data.splits.on_bad_image='ignore' (from ${data.on_bad_image}): must be 'error' or 'skip'",
+    ),
 ]
 
 

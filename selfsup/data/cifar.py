@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.data.base import ImageSplits, TensorImageDataset
-from selfsup.data.folder import folder_splits
+from selfsup.data.folder import OnBadImage, folder_splits
 from selfsup.errors import MissingFileError
 
 LAYOUT = {
@@ -31,7 +31,13 @@ def _read_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def cifar_splits(root: str, num_classes: int = 10, download: bool = False) -> ImageSplits:
+def cifar_splits(
+    root: str,
+    num_classes: int = 10,
+    download: bool = False,
+    on_bad_image: OnBadImage = "error",
+    verify: bool = False,
+) -> ImageSplits:
     """CIFAR-10 or CIFAR-100, 32x32 RGB, 50,000 train / 10,000 test.
 
     Looks for, in order: ``root/<pickles folder>`` (torchvision's layout), then
@@ -42,6 +48,8 @@ def cifar_splits(root: str, num_classes: int = 10, download: bool = False) -> Im
         root: data folder.
         num_classes: 10 or 100.
         download: allow torchvision to download (needs internet).
+        on_bad_image: the ImageFolder tree's unreadable images: "error" or "skip" (see :func:`folder_splits`).
+        verify: decode the ImageFolder tree's images before training (see :func:`folder_splits`).
     """
     if num_classes not in LAYOUT:
         raise ValueError(f"data.num_classes must be 10 or 100 for CIFAR, got {num_classes}")
@@ -50,7 +58,9 @@ def cifar_splits(root: str, num_classes: int = 10, download: bool = False) -> Im
     tree = Path(root)
     if not (pickles / train_names[0]).is_file():
         if (tree / "train").is_dir() and (tree / "test").is_dir():
-            return folder_splits(str(tree), image_size=32, channels=3, test_split="test")
+            return folder_splits(
+                str(tree), image_size=32, channels=3, test_split="test", on_bad_image=on_bad_image, verify=verify
+            )
         if not download:
             hint = (
                 " Here, unpack the bundled copy: `python ../shared/datasets/cifar10.py " + str(tree) + "`."

@@ -1,20 +1,52 @@
-"""Images in class folders (``ROOT/<split>/<class>/*.jpg``), decoded lazily on the CPU."""
+"""Images in class folders (``ROOT/<split>/<class>/*.jpg``), decoded lazily on the CPU.
+
+A file PIL cannot decode (corrupt, truncated, not an image) is handled by ``on_bad_image``:
+
+* ``"error"`` (default): reading it raises :class:`~selfsup.errors.DataError` naming the file and
+  the options below (``train.py`` prints it as one ``error: ...`` line, also when the file is
+  read in a DataLoader worker).
+* ``"skip"``: the item at that index is the next readable file (index + 1, wrapping), so batches
+  keep their size and an epoch its length; each file is logged once per process, with the count so
+  far. Nothing is decoded up front, so a large data set starts at once; a skipped file's
+  neighbour is seen twice per epoch.
+
+``verify=True`` (:func:`folder_splits`) decodes every file before training, with a progress bar:
+with ``"error"`` one DataError lists the unreadable files; with ``"skip"`` they are dropped from
+the sample lists (and logged), so no substitution happens during training.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import typing
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from selfsup.data.base import ImageSplits
-from selfsup.errors import MissingFileError
+from selfsup.errors import ConfigError, DataError, MissingFileError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
+OnBadImage = Literal["error", "skip"]
+ON_BAD_IMAGE = typing.get_args(OnBadImage)
+# What PIL raises for a file it cannot decode: not an image (UnidentifiedImageError, an OSError),
+# truncated data (OSError), malformed chunks (SyntaxError, ValueError, EOFError), a pixel count
+# above PIL's limit (DecompressionBombError).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+HOW_TO = "data.on_bad_image=skip skips unreadable images, data.verify=true finds them all before training"
+LISTED = 5  # unreadable files named in verify's error
 
 
 def _center_square(img: Image.Image, size: int) -> Image.Image:
@@ -29,19 +61,58 @@ def _center_square(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
+def _reason(e: BaseException) -> str:
+    """PIL's complaint on one line, without the path it repeats."""
+    if isinstance(e, UnidentifiedImageError):
+        return "cannot identify image file"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _decode(path: str, mode: str) -> Image.Image:
+    """The whole image decoded and converted to ``mode`` (truncated data fails here, not later)."""
+    with Image.open(path) as img:
+        return img.convert(mode)
+
+
+def _check(path: str, mode: str) -> str | None:
+    """None if ``path`` decodes, else why not."""
+    try:
+        _decode(path, mode)
+    except DECODE_ERRORS as e:
+        return _reason(e)
+    return None
+
+
+def _threads() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(16, cpus))
+
+
 class FolderImageDataset(Dataset):
     """``(image (C, size, size) uint8, label, index)`` from ``root/<class>/<file>``.
 
-    Classes are the sorted sub-folder names, as in torchvision's ImageFolder.
+    Classes are the sorted sub-folder names, as in torchvision's ImageFolder. Unreadable files
+    are handled as the module docstring says: an error naming the file, or (``on_bad_image="skip"``)
+    the next readable file in their place.
 
     Args:
         root: folder of class folders.
         size: side of the square every image is resized and centre-cropped to.
         channels: 1 (grey) or 3 (RGB).
         classes: class names in label order; default: sorted sub-folders of ``root``.
+        on_bad_image: ``"error"`` or ``"skip"``.
     """
 
-    def __init__(self, root: str | os.PathLike[str], size: int, channels: int = 3, classes: list[str] | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        size: int,
+        channels: int = 3,
+        classes: list[str] | None = None,
+        on_bad_image: OnBadImage = "error",
+    ):
+        if on_bad_image not in ON_BAD_IMAGE:
+            raise ConfigError(f"data.on_bad_image={on_bad_image}; expected one of {'|'.join(ON_BAD_IMAGE)}")
         self.root = Path(root)
         if not self.root.is_dir():
             raise MissingFileError(f"image folder {self.root} does not exist")
@@ -55,20 +126,105 @@ class FolderImageDataset(Dataset):
         if not self.samples:
             raise MissingFileError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}/<class>/")
         self.size, self.mode = size, "L" if channels == 1 else "RGB"
+        self.on_bad_image = on_bad_image
+        self._skipped: set[str] = set()  # files found unreadable in this process (skip mode)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
-        path, label = self.samples[i]
-        with Image.open(path) as img:
-            arr = np.asarray(_center_square(img.convert(self.mode), self.size))
+        img, label = self._read(i)
+        arr = np.asarray(_center_square(img, self.size))
         x = torch.from_numpy(arr.copy())
         x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
         return x.contiguous(), torch.tensor(label), i
 
+    def _read(self, i: int) -> tuple[Image.Image, int]:
+        """Sample ``i``'s image and label; with "skip", those of the next readable sample."""
+        n = len(self.samples)
+        for k in range(n):
+            path, label = self.samples[(i + k) % n]
+            if path in self._skipped:
+                continue
+            try:
+                return _decode(path, self.mode), label
+            except DECODE_ERRORS as e:
+                if self.on_bad_image == "error":
+                    raise DataError(f"image {path} cannot be read ({_reason(e)}); {HOW_TO}") from e
+                self._skipped.add(path)
+                log.warning(
+                    "data.on_bad_image=skip: skipping unreadable image %s (%s); %d skipped so far in this process"
+                    " (data.verify=true drops them before training)",
+                    path,
+                    _reason(e),
+                    len(self._skipped),
+                )
+        raise DataError(f"no readable image under {self.root}: all {n} files failed to decode")
 
-def folder_splits(path: str, image_size: int, channels: int = 3, test_split: str = "auto") -> ImageSplits:
+    def unreadable(self) -> list[tuple[str, str]]:
+        """Decode every file (threads, with a progress bar); ``(path, reason)`` of those that fail."""
+        paths = [p for p, _ in self.samples]
+        bad: list[tuple[str, str]] = []
+        # disable=None: no bar when stdout is not a terminal (a log file, a SLURM job).
+        bar = tqdm(total=len(paths), desc=f"verifying {self.root}", unit="img", file=sys.stdout, disable=None)
+        with bar, ThreadPoolExecutor(_threads()) as pool:
+            for block in _blocks(paths, 512):
+                for path, reason in zip(block, pool.map(lambda p: _check(p, self.mode), block), strict=True):
+                    if reason is not None:
+                        bad.append((path, reason))
+                bar.update(len(block))
+        return bad
+
+    def drop(self, paths: set[str]) -> None:
+        """Remove ``paths`` from the samples (indices are renumbered)."""
+        self.samples = [s for s in self.samples if s[0] not in paths]
+        if not self.samples:
+            raise DataError(f"no readable image under {self.root}: every file failed to decode")
+
+
+def _blocks(items: list[str], n: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), n):
+        yield items[start : start + n]
+
+
+def verify_images(datasets: list[FolderImageDataset], on_bad_image: OnBadImage) -> None:
+    """Decode every file of ``datasets`` before training; fail on unreadable ones, or drop them.
+
+    Args:
+        datasets: the splits to check.
+        on_bad_image: ``"error"``: one :class:`~selfsup.errors.DataError` with the count and the
+            first few files; ``"skip"``: each unreadable file is logged and removed from its split.
+    """
+    total = sum(len(ds) for ds in datasets)
+    found = [(ds, ds.unreadable()) for ds in datasets]
+    bad = [b for _, bs in found for b in bs]
+    if not bad:
+        log.info("data.verify=true: all %d images decode", total)
+        return
+    if on_bad_image == "error":
+        listed = ", ".join(f"{p} ({r})" for p, r in bad[:LISTED])
+        more = f" and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
+        raise DataError(
+            f"data.verify=true: {len(bad)} of {total} images cannot be read: {listed}{more}; "
+            "remove them, or set data.on_bad_image=skip to train without them"
+        )
+    for ds, bs in found:
+        for path, reason in bs:
+            log.warning("data.on_bad_image=skip: dropping unreadable image %s (%s)", path, reason)
+        ds.drop({p for p, _ in bs})
+    log.warning(
+        "data.verify=true: dropped %d of %d images that cannot be read (data.on_bad_image=skip)", len(bad), total
+    )
+
+
+def folder_splits(
+    path: str,
+    image_size: int,
+    channels: int = 3,
+    test_split: str = "auto",
+    on_bad_image: OnBadImage = "error",
+    verify: bool = False,
+) -> ImageSplits:
     """``path/train`` for pretraining and probes, ``path/val`` or ``path/test`` for evaluation.
 
     Args:
@@ -76,6 +232,9 @@ def folder_splits(path: str, image_size: int, channels: int = 3, test_split: str
         image_size: side of the stored square images.
         channels: 1 or 3.
         test_split: sub-folder used for evaluation; "auto" takes ``val`` or else ``test``.
+        on_bad_image: ``"error"``: an unreadable image stops the run with a DataError naming it;
+            ``"skip"``: it is skipped (see the module docstring).
+        verify: decode every image now, before training (see :func:`verify_images`).
     """
     root = Path(path)
     if test_split == "auto":
@@ -85,6 +244,8 @@ def folder_splits(path: str, image_size: int, channels: int = 3, test_split: str
         raise MissingFileError(
             f"image folder data needs {root}/train/<class>/ and {root}/{test_split}/<class>/; missing: {missing}"
         )
-    train = FolderImageDataset(root / "train", image_size, channels)
-    test = FolderImageDataset(root / test_split, image_size, channels, classes=train.classes)
+    train = FolderImageDataset(root / "train", image_size, channels, on_bad_image=on_bad_image)
+    test = FolderImageDataset(root / test_split, image_size, channels, classes=train.classes, on_bad_image=on_bad_image)
+    if verify:
+        verify_images([train, test], on_bad_image)
     return ImageSplits(train, test, num_classes=len(train.classes))
