@@ -20,6 +20,7 @@ from torch import nn
 from selfsup.augment import ViewPipeline
 from selfsup.data import ImageDataModule
 from selfsup.errors import ConfigError
+from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
 from selfsup.eval.rankme_callback import RankMeCallback
@@ -155,16 +156,33 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     return instantiate(OmegaConf.masked_copy(cfg.trainer, keys), **kwargs)
 
 
-def build_metric_callbacks(cfg: DictConfig, num_classes: int) -> list[HeldOutMetric]:
-    """The label-free metrics (and kNN) on the held-out split during training; [] if disabled."""
+def build_metric_callbacks(cfg: DictConfig, num_classes: int) -> list[HeldOutMetric | CollapseCheck]:
+    """The label-free metrics (and kNN) on the held-out split during training, none if disabled,
+    and last the :class:`CollapseCheck` that reads them (and the online probe's) after each validation."""
     m = cfg.eval.metrics
-    if not m.enabled:
-        return []
-    return [
-        RankMeCallback(m.every_n_epochs),
-        ViewMetricsCallback(m.every_n_epochs, m.lidar_images, m.lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed),
-        KNNCallback(num_classes, m.knn_every_n_epochs, cfg.eval.knn_k, cfg.eval.knn_temperature),
-    ]
+    metrics: list[HeldOutMetric] = []
+    rankme_cb = None
+    if m.enabled:
+        rankme_cb = RankMeCallback(m.every_n_epochs)
+        metrics = [
+            rankme_cb,
+            ViewMetricsCallback(m.every_n_epochs, m.lidar_images, m.lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed),
+            KNNCallback(num_classes, m.knn_every_n_epochs, cfg.eval.knn_k, cfg.eval.knn_temperature),
+        ]
+    return [*metrics, build_collapse_check(cfg, num_classes, rankme_cb)]
+
+
+def build_collapse_check(cfg: DictConfig, num_classes: int, rankme: RankMeCallback | None = None) -> CollapseCheck:
+    """The collapse check of ``eval.collapse`` and ``eval.stop_on_collapse``."""
+    c = cfg.eval.collapse
+    return CollapseCheck(
+        num_classes,
+        rankme_share=float(c.rankme_share),
+        probe_chance_margin=float(c.probe_chance_margin),
+        after_epochs=int(c.after_epochs),
+        stop=bool(cfg.eval.stop_on_collapse),
+        rankme=rankme,
+    )
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:

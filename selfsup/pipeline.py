@@ -24,8 +24,9 @@ from selfsup.build import (
 )
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
+from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.online_probe import OnlineLinearProbe
-from selfsup.eval.report import collapse_warning, format_table, table_columns
+from selfsup.eval.report import format_table, table_columns
 from selfsup.methods.base import Method
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
@@ -132,7 +133,12 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
     results: dict[str, Any] = {}
     if trainer.is_global_zero:
         rows = final_evaluation(cfg, module, dm, device=module.device)
-        warnings = [w for w in [collapse_warning(rows["pretrained"], cfg.eval.collapse_rankme)] if w]
+        # The final RankMe is of the whole held-out split (the final evaluation's test loader);
+        # None: too short a run to judge (eval.collapse.after_epochs).
+        check = next(cb for cb in metric_cbs if isinstance(cb, CollapseCheck))
+        samples = len(dm.val_dataloader().dataset)  # type: ignore[arg-type]
+        collapse = check.judge(rows["pretrained"], samples, module, trainer, trainer.current_epoch)
+        warnings = collapse or []
         for w in warnings:
             log.warning(w)
         results = {
@@ -147,6 +153,8 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
             "metrics": rows["pretrained"],
             "baselines": {k: v for k, v in rows.items() if k != "pretrained"},
             "git": git,
+            # The end-of-run judgement (selfsup/eval/collapse.py): null when the run was too short to judge.
+            "collapsed": None if collapse is None else bool(collapse),
             "warnings": warnings,
         }
         for lg in loggers:
@@ -166,7 +174,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
 
 def _report(rows: dict[str, dict[str, float]], seconds: float, run_dir: Path, warnings: list[str]) -> None:
     print(f"\npretraining took {seconds:.1f} s; offline evaluation on the held-out split:\n")
-    print(format_table(rows))
+    print(format_table(rows, collapsed=["pretrained"] if warnings else []))
     for w in warnings:
         print(f"\nWARNING: {w}")
     print(f"\nrun directory: {run_dir}")

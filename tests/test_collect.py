@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from selfsup.run_dir import load_runs
-from selfsup.tools.collect import summarize
+from selfsup.tools.collect import summarize, to_markdown
 from tests.conftest import ROOT
 
 
-def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True) -> None:
+def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True, collapsed: bool = False) -> None:
     d.mkdir(parents=True)
     if not finished:
         (d / "FAILED").write_text("boom")
@@ -25,6 +25,7 @@ def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True)
         "pretrain_seconds": 10.0,
         "metrics": {"linear_top1": top1, "knn_top1": top1 - 1, "rankme_backbone": 5.0, "lidar_backbone": 3.0},
         "baselines": {"raw_pixels": {"linear_top1": 50.0 + seed, "knn_top1": 40.0, "rankme_backbone": 9.0}},
+        "collapsed": collapsed,
     }
     (d / "results.json").write_text(json.dumps(r))
 
@@ -90,3 +91,13 @@ def test_group_by_dir_gives_one_row_per_sweep_folder(tmp_path: Path) -> None:
     )
     rows = [line for line in p.stdout.splitlines() if line.startswith("| plain") or line.startswith("| drop_top_k")]
     assert len(rows) == 2 and "| 2 | 90.50 ± 0.71" in rows[1] and "| 2 | 93.50 ± 0.71" in rows[0], p.stdout
+
+
+def test_a_group_with_collapsed_runs_says_how_many(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "0", "dcl", 0, 90.0)
+    _fake_run(tmp_path / "1", "dcl", 1, 10.0, collapsed=True)
+    _fake_run(tmp_path / "2", "ntxent", 0, 80.0)
+    group_by, rows = summarize(load_runs(tmp_path))
+    assert {r["loss"]: r["collapsed"] for r in rows} == {"dcl": 1, "ntxent": 0}
+    md = to_markdown(rows, group_by)
+    assert "| dcl | 2 (1 collapsed) | 50.00 ± 56.57 |" in md and "| ntxent | 1 | 80.00 ± 0.00 |" in md, md

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,30 +86,25 @@ def evaluate(
     return out
 
 
-def collapse_warning(metrics: Mapping[str, float], min_rankme: float) -> str | None:
-    """A warning when the projector's RankMe is below ``min_rankme``: the embeddings span only a
-    handful of directions (a collapsed run; RankMe is at least 1). None when it is not, or not known."""
-    r = metrics.get("rankme_projector")
-    if r is None or r >= min_rankme:
-        return None
-    return (
-        f"collapse: the projector's RankMe is {r:.2f} (< eval.collapse_rankme={min_rankme:g}), its embeddings "
-        "span a handful of directions; a lower optim.optimizer.lr or another loss setting usually helps"
-    )
-
-
 def table_columns(rows: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[list[Any]]]:
     """Every metric of every row as columns (``representation`` first); None where a row lacks one."""
     keys = sorted({k for m in rows.values() for k in m})
     return ["representation", *keys], [[name, *(m.get(k) for k in keys)] for name, m in rows.items()]
 
 
-def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """Markdown table: one row per representation, linear / kNN top-1 and RankMe."""
+def format_table(rows: Mapping[str, Mapping[str, float]], collapsed: Collection[str] = ()) -> str:
+    """Markdown table: one row per representation, linear / kNN top-1 and RankMe.
+
+    Args:
+        rows: metrics by representation.
+        collapsed: representations judged collapsed (:mod:`selfsup.eval.collapse`): their name
+            reads ``NAME (collapsed)``.
+    """
     lines = [
         "| representation | linear top-1 (%) | kNN top-1 (%) | RankMe |",
         "|---|---:|---:|---:|",
     ]
     for name, m in rows.items():
-        lines.append(f"| {name} | {m['linear_top1']:.2f} | {m['knn_top1']:.2f} | {m['rankme_backbone']:.1f} |")
+        label = f"{name} (collapsed)" if name in collapsed else name
+        lines.append(f"| {label} | {m['linear_top1']:.2f} | {m['knn_top1']:.2f} | {m['rankme_backbone']:.1f} |")
     return "\n".join(lines)

@@ -12,7 +12,10 @@ def lidar(z: Tensor, delta: float = 1e-4, eps: float = 1e-8) -> float:
 
     Classes are source images, samples are their augmented views: μ_x is the mean of image x's
     views, Σ_b the covariance of the μ_x, Σ_w the mean over images of the views' covariance
-    plus δI. p_i = λ_i / Σλ + ε. Bounded by min(D, n - 1). Computed in float64.
+    plus δI. p_i = λ_i / Σλ + ε. Bounded by min(D, n - 1). Computed in float64. NaN where it is
+    undefined: a collapsed representation (every image embedded alike: Σ_b = 0), or one so
+    ill-conditioned that the eigen-decomposition fails (a run diverging to huge, near-equal
+    embeddings); a run's metrics are still logged and its collapse reported, not a crash.
 
     Args:
         z: (n, q, D) embeddings of q views of each of n images, grouped by the true image.
@@ -30,8 +33,11 @@ def lidar(z: Tensor, delta: float = 1e-4, eps: float = 1e-8) -> float:
     cw = z - mu_x[:, None]  # (n, q, D)
     sigma_w = torch.einsum("nqd,nqe->de", cw, cw) / (n * (q - 1)) + delta * torch.eye(d, dtype=z.dtype)
     # Σ_w^{-1/2} by its eigen-decomposition (Σ_w is symmetric positive definite thanks to δ).
-    w_vals, w_vecs = torch.linalg.eigh(sigma_w)
-    inv_sqrt = w_vecs @ torch.diag(w_vals.clamp(min=1e-300).rsqrt()) @ w_vecs.T
-    lam = torch.linalg.eigvalsh(inv_sqrt @ sigma_b @ inv_sqrt).clamp(min=0)
+    try:
+        w_vals, w_vecs = torch.linalg.eigh(sigma_w)
+        inv_sqrt = w_vecs @ torch.diag(w_vals.clamp(min=1e-300).rsqrt()) @ w_vecs.T
+        lam = torch.linalg.eigvalsh(inv_sqrt @ sigma_b @ inv_sqrt).clamp(min=0)
+    except torch.linalg.LinAlgError:
+        return float("nan")
     p = lam / lam.sum() + eps
     return float(torch.exp(-(p * torch.log(p)).sum()))

@@ -44,6 +44,8 @@ def summarize(
         row: dict[str, Any] = dict(zip(group_by, key, strict=True))
         row["runs"] = len(members)
         row["seeds"] = sorted({m["seed"] for m in members})
+        # Runs judged collapsed at their end (results.json "collapsed", selfsup/eval/collapse.py).
+        row["collapsed"] = sum(bool(m.get("collapsed", False)) for m in members)
         for m in METRICS:
             _put_stats(row, m, [_value(r, m) for r in members])
         rows.append(row)
@@ -75,11 +77,18 @@ def _cell(row: dict[str, Any], metric: str, digits: int, spread: bool = True) ->
     return f"{value:.{digits}f} ± {row[metric + '_std']:.{digits}f}" if spread else f"{value:.{digits}f}"
 
 
+def _runs_cell(row: dict[str, Any]) -> str:
+    """The run count, with how many of them collapsed when any did: ``3 (1 collapsed)``."""
+    collapsed = row.get("collapsed", 0)
+    return f"{row['runs']} ({collapsed} collapsed)" if collapsed else str(row["runs"])
+
+
 def to_markdown(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    """One line per row; a row with collapsed runs says how many in its ``runs`` cell."""
     head = [*group_by, "runs", "linear top-1 (%)", "kNN top-1 (%)", "RankMe", "LiDAR", "pretrain (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(group_by) + "---:|" * 6]
     for r in rows:
-        cells = [str(r[k]) for k in group_by] + [str(r["runs"])]
+        cells = [str(r[k]) for k in group_by] + [_runs_cell(r)]
         cells += [_cell(r, m, 2) for m in ("linear_top1", "knn_top1")]
         cells += [_cell(r, m, 1) for m in ("rankme_backbone", "lidar_backbone")]
         cells += [_cell(r, "pretrain_seconds", 1, spread=False)]

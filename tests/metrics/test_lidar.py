@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -76,3 +78,15 @@ def test_bounded_by_min_dim_and_images() -> None:
     assert lidar(_views(50, 6, 3, 1.0, 1.0)) <= 3.0 + 1e-6
     with pytest.raises(ValueError, match="q >= 2"):
         lidar(torch.randn(5, 1, 3))
+
+
+def test_undefined_for_a_collapsed_representation_is_nan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every image embedded alike (Σ_b = 0), or an eigen-decomposition that fails on the huge,
+    near-equal embeddings of a diverging run: NaN, not a crash of the run that logs it."""
+    assert math.isnan(lidar(torch.ones(8, 4, 5)))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", fail)
+    assert math.isnan(lidar(torch.randn(8, 4, 5)))
