@@ -145,6 +145,12 @@ class MetricsSchema(_Node):
     knn_every_n_epochs: NonNegativeInt
 
 
+class CollapseSchema(_Node):
+    rankme_share: Probability
+    probe_chance_margin: NonNegative
+    after_epochs: PositiveInt
+
+
 class EvalSchema(_Node):
     online_probe: bool
     online_probe_lr: Positive
@@ -154,7 +160,8 @@ class EvalSchema(_Node):
     probe_val_fraction: OpenFraction
     probe_max_iter: PositiveInt
     baselines: list[Literal["random_init", "raw_pixels"]]  # the rows build.final_evaluation adds
-    collapse_rankme: NonNegative
+    collapse: CollapseSchema
+    stop_on_collapse: bool
     metrics: MetricsSchema
 
 

@@ -60,6 +60,8 @@ REFUSED = [
     (["eval.probe_val_fraction=1.0"], "eval.probe_val_fraction=1.0: must be less than 1"),
     (["eval.baselines=[foo]"], "eval.baselines[0]='foo': must be 'random_init' or 'raw_pixels'"),
     (["eval.metrics.lidar_views=1"], "eval.metrics.lidar_views=1: must be greater than or equal to 2"),
+    (["eval.collapse.rankme_share=2"], "eval.collapse.rankme_share=2: must be less than or equal to 1"),
+    (["eval.stop_on_collapse=maybe"], "eval.stop_on_collapse='maybe': must be a valid boolean"),
     (["seed=-1"], "seed=-1: must be greater than or equal to 0"),
     (
         ["data=imagefolder", "data.path=/x", "data.on_bad_image=ignore"],
