@@ -28,7 +28,7 @@ from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import Method
 from selfsup.optim import lr_scaling
-from selfsup.schema import check_schema
+from selfsup.schema import check_schema, missing_keys
 
 
 def check_config(cfg: DictConfig, loss_choice: str) -> None:
@@ -39,18 +39,21 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
         cfg: the composed config.
         loss_choice: the option chosen in the ``loss`` group.
     """
+    secrets = _secret_keys(cfg)  # first: whatever else is wrong, a credential must not be saved
+    if secrets:
+        raise ConfigError(
+            f"{', '.join(secrets)}: credentials never go in a config (it is saved with the run); "
+            "set WANDB_API_KEY in the environment instead"
+        )
+    missing = missing_keys(cfg)
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be given (??? in the config), e.g. `{missing[0]}=...`")
     check_schema(cfg)
     accepted = list(cfg.method.losses)
     if loss_choice not in accepted:
         raise ConfigError(
             f"method={cfg.method.name} does not accept loss={loss_choice}; "
             f"method={cfg.method.name} accepts loss={'|'.join(accepted)}"
-        )
-    secrets = _secret_keys(cfg)
-    if secrets:
-        raise ConfigError(
-            f"{', '.join(secrets)}: credentials never go in a config (it is saved with the run); "
-            "set WANDB_API_KEY in the environment instead"
         )
     _check_trainer(cfg.trainer)
 

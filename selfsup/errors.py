@@ -51,6 +51,10 @@ class MissingFileError(UserError, FileNotFoundError):
     """A data set, image folder or checkpoint the config names that is not there."""
 
 
+class LossNotFinite(UserError, FloatingPointError):
+    """A NaN or infinite training loss: the run stops (usually the lr or the precision)."""
+
+
 class DataError(UserError, ValueError):
     """A data file that cannot be read (a corrupt image, say), named with the option that handles it."""
 

@@ -4,15 +4,19 @@ Hydra makes the run directory (and writes ``.hydra/`` and the log into it) befor
 ``train.py``'s task; a config refused there would leave a directory behind, or, in an existing
 run's directory, overwrite its ``.hydra/config.yaml`` with the refused config. Registered in
 ``configs/train.yaml`` (``hydra.callbacks.check_config``), this runs
-:func:`selfsup.build.check_config` on the composed config first, so a bad value stops the
-run with one line (``error: optim.optimizer.lr=-1: must be greater than 0``) and nothing on
-disk changes. Sweeps (``-m``) are checked per job by the task itself.
+:func:`selfsup.build.check_config` on the composed config first, and looks for the checkpoint
+``resume`` asks for (:func:`selfsup.resume.resume_checkpoint`), so a bad value or an unreadable
+checkpoint stops the run with one line (``error: optim.optimizer.lr=-1: must be greater than
+0``) and nothing on disk changes. Sweeps (``-m``) are checked per job by the task itself.
 """
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,7 +27,12 @@ class CheckConfig(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from selfsup.build import check_config  # imported here: Hydra builds callbacks before `--help`
         from selfsup.errors import user_errors_as_one_line
+        from selfsup.resume import resume_checkpoint
 
         task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
-        with user_errors_as_one_line():
+        HydraConfig.instance().set_config(config)  # as Hydra does next, for ${hydra:...} in the run dir's name
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))  # ${now:} is cached: the same name
+        with user_errors_as_one_line(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the task warns again, into the run's log
             check_config(task, loss_choice=str(config.hydra.runtime.choices["loss"]))
+            resume_checkpoint(run_dir, str(task.resume))

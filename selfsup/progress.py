@@ -51,3 +51,7 @@ class EpochProgressBar(ProgressBar):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Close the bar (ending its line) before the error is printed below it."""
+        self.on_train_end(trainer, pl_module)

@@ -25,7 +25,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
 
 from selfsup.dist import rank, world_size
-from selfsup.errors import CheckpointError, MissingFileError
+from selfsup.errors import CheckpointError, LossNotFinite, MissingFileError
 
 LAST = "last.ckpt"
 
@@ -231,7 +231,7 @@ class FiniteLoss(L.Callback):
         # Every rank stops together (one raising alone would leave the others waiting on it).
         if trainer.strategy.reduce_boolean_decision(bad, all=False):
             where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
-            raise FloatingPointError(
+            raise LossNotFinite(
                 f"train/loss is {value if bad else 'not finite on another rank'} at {where}: "
                 "stopped. The last checkpoint before it is untouched (resume=auto continues from it); "
                 "a lower optim.optimizer.lr, gradient clipping (trainer.gradient_clip_val) or 32-bit "

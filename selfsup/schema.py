@@ -191,6 +191,21 @@ def check_schema(cfg: DictConfig) -> None:
         _check_component(cfg, key, node)
 
 
+def missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys left ``???`` (required) in ``node``; an interpolation of one is not reported again."""
+    found: list[str] = []
+    if isinstance(node, DictConfig):
+        for key in node:
+            child = node._get_node(key)
+            if str(key) != "hydra" and child is not None:
+                found += [f"{prefix}{key!s}"] if child._is_missing() and not child._is_interpolation() else []
+                found += missing_keys(child, f"{prefix}{key!s}.")
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            found += missing_keys(node._get_node(i), f"{prefix.rstrip('.')}[{i}].")
+    return found
+
+
 def _check_run(cfg: DictConfig) -> None:
     plain = {k: _resolved(cfg, k) for k in RunSchema.model_fields if k in cfg}
     try:

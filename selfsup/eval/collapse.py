@@ -31,6 +31,7 @@ from typing import Any
 
 import lightning as L
 
+from selfsup.errors import UserError
 from selfsup.eval.rankme_callback import RankMeCallback
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ CAUSES = (
 JUDGED = {"rankme_backbone": "the backbone's RankMe", "rankme_projector": "the projector's RankMe"}
 
 
-class CollapseError(RuntimeError):
+class CollapseError(UserError, RuntimeError):
     """Raised after a validation that found the run collapsed, with ``eval.stop_on_collapse=true``."""
 
 

@@ -32,6 +32,8 @@ def lidar(z: Tensor, delta: float = 1e-4, eps: float = 1e-8) -> float:
     sigma_b = cb.T @ cb / (n - 1)
     cw = z - mu_x[:, None]  # (n, q, D)
     sigma_w = torch.einsum("nqd,nqe->de", cw, cw) / (n * (q - 1)) + delta * torch.eye(d, dtype=z.dtype)
+    if not (torch.isfinite(sigma_w).all() and torch.isfinite(sigma_b).all()):
+        return float("nan")  # overflowed embeddings: LAPACK would only complain on stderr
     # Σ_w^{-1/2} by its eigen-decomposition (Σ_w is symmetric positive definite thanks to δ).
     try:
         w_vals, w_vecs = torch.linalg.eigh(sigma_w)

@@ -10,12 +10,15 @@ from torch import Tensor
 def rankme(z: Tensor, eps: float = 1e-7) -> float:
     """exp(entropy) of the normalised singular values of the raw embeddings.
 
-    p_k = σ_k / Σσ + ε, no centring and no squaring. 1 ≤ RankMe ≤ min(N, K).
+    p_k = σ_k / Σσ + ε, no centring and no squaring. 1 ≤ RankMe ≤ min(N, K). NaN for
+    embeddings with a NaN or infinite entry.
 
     Args:
         z: (N, K) embeddings.
         eps: ε added to each p_k (1e-7 as in the paper for float32).
     """
+    if not torch.isfinite(z).all():
+        return float("nan")  # a diverged run's embeddings: undefined, reported, not a crash
     s = torch.linalg.svdvals(z.double())
     p = s / s.sum() + eps
     return float(torch.exp(-(p * torch.log(p)).sum()))

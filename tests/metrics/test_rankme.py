@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -42,3 +44,11 @@ def test_matches_numpy_reference() -> None:
     p = s / s.sum() + 1e-7
     expected = float(np.exp(-(p * np.log(p)).sum()))
     assert rankme(torch.from_numpy(z)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_non_finite_embeddings_give_nan() -> None:
+    z = torch.randn(50, 8)
+    z[3, 2] = float("nan")
+    assert math.isnan(rankme(z))
+    z[3, 2] = float("inf")
+    assert math.isnan(rankme(z))

@@ -1,0 +1,217 @@
+"""Bad input as a new user gives it, through ``train.py`` itself: each case exits non-zero with one
+line naming the key or file at the end of the output, prints no traceback (unless
+HYDRA_FULL_ERROR=1), and leaves the disk as it was: no run directory where there was none, not a
+byte changed in one that existed. README "Troubleshooting" lists the same cases.
+
+The cases run ``train.main`` in this process (Hydra's entry point, argv and all: what the shell
+runs, less the 8 s import per case); ``test_the_shell_sees_the_same`` runs a few as real processes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from tests import fake_data
+from tests.conftest import ROOT, TINY
+from tests.test_train_options import run_dir_bytes
+
+Setup = Callable[[Path], list[str]]  # makes files in tmp_path; returns extra overrides
+
+
+def _images(tmp: Path) -> Path:
+    return fake_data.make_image_folder(tmp / "images", n=6, size=12)
+
+
+def _corrupt_folder(tmp: Path) -> list[str]:
+    root = _images(tmp)
+    (root / "train" / "class0" / "bad.png").write_bytes(b"not a png")
+    return [f"data.path={root}", "data.verify=true", "data.image_size=12"]
+
+
+def _empty_folder(tmp: Path) -> list[str]:
+    (tmp / "empty" / "train" / "a").mkdir(parents=True)
+    (tmp / "empty" / "val" / "a").mkdir(parents=True)
+    return [f"data.path={tmp / 'empty'}", "data.image_size=12"]
+
+
+def _garbage_ckpt(tmp: Path) -> list[str]:
+    (tmp / "garbage.ckpt").write_bytes(b"\x00" * 100)
+    return [f"resume={tmp / 'garbage.ckpt'}"]
+
+
+def _damaged_last(tmp: Path) -> list[str]:
+    """An earlier run's directory whose only checkpoint is damaged (half a zip)."""
+    run = tmp / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)
+    (run / "results.json").write_text('{"metrics": {"linear_top1": 97.0}}')
+    return ["resume=auto"]
+
+
+def _nothing(tmp: Path) -> list[str]:
+    return []
+
+
+# (id, overrides, setup, what the last lines must name).
+CASES: list[tuple[str, list[str], Setup, str]] = [
+    # Types and ranges (selfsup.schema).
+    ("views-not-int", ["augment.views=one"], _nothing, "augment.views='one': must be a valid integer"),
+    ("views-one", ["augment.views=1"], _nothing, "augment.views=1: must be greater than or equal to 2"),
+    ("lr-negative", ["optim.optimizer.lr=-1"], _nothing, "optim.optimizer.lr=-1: must be greater than 0"),
+    ("lr-string", ["optim.optimizer.lr=fast"], _nothing, "optim.optimizer.lr='fast': must be a valid number"),
+    ("batch-zero", ["data.batch_size=0"], _nothing, "data.batch_size=0: must be greater than 0"),
+    ("workers-negative", ["data.num_workers=-1"], _nothing, "data.num_workers=-1: must be greater than or equal"),
+    ("probability", ["augment.flip_p=1.5"], _nothing, "augment.flip_p=1.5: must be less than or equal to 1"),
+    ("crop-inverted", ["augment.crop_scale=[0.9,0.2]"], _nothing, "augment.crop_scale=[0.9, 0.2]: must be a range"),
+    ("crop-above-one", ["data.view.crop_scale=[0.2,1.5]"], _nothing, "(from ${data.view.crop_scale})"),
+    ("temperature-zero", ["loss.temperature=0"], _nothing, "loss.temperature=0: must be greater than 0"),
+    ("tau-plus", ["loss=hcl", "loss.tau_plus=1.0"], _nothing, "loss.tau_plus=1.0: must be less than 1"),
+    ("queue-negative", ["method=moco", "method.module.queue_size=-5"], _nothing, "method.module.queue_size=-5"),
+    ("momentum-above-one", ["method=byol", "method.module.base_momentum=1.5"], _nothing, "base_momentum=1.5"),
+    ("epochs-zero", ["trainer.max_epochs=0"], _nothing, "trainer.max_epochs=0: must be greater than 0"),
+    ("precision", ["trainer.precision=17"], _nothing, "trainer.precision=17: must be"),
+    ("knn-k", ["eval.knn_k=0"], _nothing, "eval.knn_k=0: must be greater than 0"),
+    ("baseline", ["eval.baselines=[imagenet]"], _nothing, "eval.baselines[0]='imagenet'"),
+    ("seed", ["seed=-1"], _nothing, "seed=-1: must be greater than or equal to 0"),
+    ("lr-rule", ["optim.lr_scaling.rule=cubic"], _nothing, "optim.lr_scaling.rule='cubic'"),
+    ("collapse-share", ["eval.collapse.rankme_share=2"], _nothing, "eval.collapse.rankme_share=2"),
+    ("width-zero", ["head.out_dim=0"], _nothing, "head.out_dim=0: must be greater than 0"),
+    ("bad-image-option", ["data=imagefolder", "data.path=/x", "data.on_bad_image=ignore"], _nothing, "on_bad_image"),
+    # Unknown keys and options: Hydra's own messages (exit status 1). They name the key or option
+    # first, then list what exists and where Hydra looked: HYDRA_LINES lines in all.
+    ("mistyped-key", ["loss.temprature=0.1"], _nothing, "loss.temprature"),
+    ("unknown-loss", ["loss=nope"], _nothing, "loss/nope"),
+    ("unknown-method", ["method=mocov9"], _nothing, "method/mocov9"),
+    ("extra-argument", ["+augment.foo=1"], _nothing, "augment.foo: selfsup.augment.make_view_maker has no argument"),
+    # Combinations no single type can refuse.
+    ("method-loss", ["method=byol", "loss=ntxent"], _nothing, "method=byol does not accept loss=ntxent"),
+    ("syncbn-cpu", ["trainer.sync_batchnorm=true"], _nothing, "trainer.sync_batchnorm=true needs GPUs"),
+    ("fp16-cpu", ["trainer.precision=16-mixed"], _nothing, "trainer.precision=16-mixed needs a GPU"),
+    ("mean-per-channel", ["data.mean=[0.1,0.2]"], _nothing, "data.mean has 2 values but data.channels=1"),
+    (
+        "momentum-order",
+        ["method=byol", "method.module.base_momentum=0.999", "method.module.final_momentum=0.99"],
+        _nothing,
+        "method.module: need 0 <= base_momentum <= final_momentum <= 1",
+    ),
+    (
+        "tau-order",
+        ["loss=amcl", "head=multi", "loss.tau_min=0.5", "loss.tau_max=0.1"],
+        _nothing,
+        "loss.tau_min=0.5, loss.tau_max=0.1: expected 0 < tau_min < tau_max",
+    ),
+    ("per-view-count", ["augment.per_view=[{},{},{}]"], _nothing, "augment.per_view has 3 entries but augment.views=2"),
+    # Secrets.
+    ("api-key", ["+logger.csv.api_key=0123456789abcdef0123"], _nothing, "logger.csv.api_key: credentials never go"),
+    ("token", ["+backbone.hf_token=hf_0123456789abcdefghij"], _nothing, "backbone.hf_token: credentials never go"),
+    # Missing and corrupt data.
+    ("no-data-path", ["data=imagefolder"], _nothing, "data.path must be given"),
+    ("data-path-missing", ["data=imagefolder", "data.path=/no/such/images"], _nothing, "/no/such/images"),
+    ("data-folder-empty", ["data=imagefolder"], _empty_folder, "no images"),
+    ("cifar-missing", ["data=cifar10", "data.root=/no/such/cifar"], _nothing, "/no/such/cifar"),
+    ("stl10-missing", ["data=stl10", "data.root=/no/such/stl10"], _nothing, "/no/such/stl10"),
+    ("corrupt-image", ["data=imagefolder"], _corrupt_folder, "bad.png"),
+    # Checkpoints.
+    ("resume-missing", ["resume=/no/such.ckpt"], _nothing, "resume=/no/such.ckpt: no such checkpoint"),
+    ("resume-garbage", [], _garbage_ckpt, "garbage.ckpt"),
+    ("last-damaged", [], _damaged_last, "resume=never"),
+]
+
+
+HYDRAS_OWN = {"loss.temprature", "loss/nope", "method/mocov9"}
+HYDRA_LINES = 25
+
+
+def _train_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("selfsup_train_entry", ROOT / "train.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Hydra finds configs/ next to the file of a task function defined in __main__, as when run.
+    module.main.__wrapped__.__module__ = "__main__"
+    return module
+
+
+@pytest.fixture(scope="module")
+def train_main():  # type: ignore[no-untyped-def]
+    return _train_module().main
+
+
+def _launch(main, argv: list[str], monkeypatch, capfd) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    GlobalHydra.instance().clear()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out = capfd.readouterr()
+    return code, out.out + out.err
+
+
+def test_there_are_at_least_30_cases() -> None:
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("overrides,setup,named", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_fails_in_one_line_and_changes_nothing(
+    train_main, overrides: list[str], setup: Setup, named: str, tmp_path: Path, monkeypatch, capfd
+) -> None:  # type: ignore[no-untyped-def]
+    run_dir = tmp_path / "run"
+    extra = setup(tmp_path)
+    before = run_dir_bytes(run_dir) if run_dir.exists() else None
+    code, output = _launch(train_main, [*TINY, *overrides, *extra, f"hydra.run.dir={run_dir}"], monkeypatch, capfd)
+    assert code != 0, output[-2000:]
+    last = output.strip().splitlines()[-(HYDRA_LINES if named in HYDRAS_OWN else 1) :]
+    assert any(named in line for line in last), f"{named!r} not in the last lines:\n" + "\n".join(last)
+    assert "Traceback" not in output, output[-3000:]
+    if before is None:
+        assert not run_dir.exists(), sorted(p.name for p in run_dir.rglob("*"))
+    else:
+        assert run_dir_bytes(run_dir) == before
+
+
+SHELL = ["lr-negative", "last-damaged", "data-path-missing"]
+
+
+@pytest.mark.parametrize("case", SHELL)
+def test_the_shell_sees_the_same(case: str, tmp_path: Path) -> None:
+    """A few cases as real processes: exit status 2 and `error: ...` as the last line; with
+    HYDRA_FULL_ERROR=1 the traceback is there for whoever asks."""
+    _, overrides, setup, named = next(c for c in CASES if c[0] == case)
+    argv = [*TINY, *overrides, *setup(tmp_path), f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    p = subprocess.run([sys.executable, str(ROOT / "train.py"), *argv], capture_output=True, text=True, env=env)
+    assert p.returncode == 2, p.stderr[-2000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and named in last, last
+    assert "Traceback" not in p.stderr
+    if case == "lr-negative":
+        full = subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), *argv],
+            capture_output=True,
+            text=True,
+            env={**env, "HYDRA_FULL_ERROR": "1"},
+        )
+        assert full.returncode != 0 and "Traceback" in full.stderr and named in full.stderr
+
+
+def test_the_readme_table_has_every_case() -> None:
+    """README's Troubleshooting table shows each case's key (or option) as a user would type it."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Troubleshooting") : text.index("## Development")]
+    for case, overrides, _, _named in CASES:
+        if overrides:
+            key = overrides[-1].split("=")[0]
+            assert f"`{key}=" in section or f" {key}=" in section, (case, key)
