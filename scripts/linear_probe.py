@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
 
-    import torch
     from omegaconf import DictConfig, OmegaConf
 
-    from selfsup.build import build_datamodule, build_module, final_evaluation
+    from selfsup.build import build_datamodule, final_evaluation, load_trained
+    from selfsup.errors import user_errors_as_one_line
     from selfsup.eval.report import format_table
     from selfsup.run_dir import atomic_write_json
 
@@ -43,10 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(cfg, DictConfig)
 
     dm = build_datamodule(cfg)
-    module = build_module(cfg)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
-    module.configure_model()  # the layout (channels_last) and compilation training had: the same features
+    with user_errors_as_one_line():
+        module = load_trained(cfg, ckpt)
     rows = final_evaluation(cfg, module, dm, device=args.device)
     atomic_write_json(args.run_dir / "probe.json", {"checkpoint": str(ckpt), "overrides": args.overrides, **rows})
     print(format_table(rows))

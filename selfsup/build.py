@@ -19,7 +19,7 @@ from torch import nn
 
 from selfsup.augment import ViewPipeline
 from selfsup.data import ImageDataModule
-from selfsup.errors import ConfigError
+from selfsup.errors import CheckpointError, ConfigError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
@@ -136,6 +136,38 @@ def build_module(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> Met
         compile=cfg.trainer.compile,
         lr_scale=lr_scaling(cfg.optim.lr_scaling.rule, cfg.optim.lr_scaling.reference_batch),
     )
+
+
+def load_trained(cfg: DictConfig, ckpt: Path) -> Method:
+    """The module of ``cfg`` with the weights of ``ckpt``, laid out as in training (channels_last,
+    compilation), so its features are the ones the run measured.
+
+    Raises:
+        CheckpointError: ``ckpt`` cannot be read, or holds another model (its keys or shapes differ
+            from the config's).
+    """
+    module = build_module(cfg)
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    except Exception as e:
+        raise CheckpointError(f"{ckpt} is not a readable Lightning checkpoint ({type(e).__name__}: {e})") from None
+    # State with one row per training image (NPID's bank, iSogCLR's temperatures) takes the
+    # checkpoint's row count, as Method.setup sizes it from the data before Lightning loads one.
+    for name, m in module.named_modules():
+        if hasattr(m, "resize_per_sample"):
+            rows = [v.shape[0] for k, v in state.items() if k.startswith(name + ".") and v.ndim >= 1]
+            if rows:
+                m.resize_per_sample(max(rows))
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e).splitlines()[0]
+        raise CheckpointError(
+            f"{ckpt} holds another model than the run's config (backbone {cfg.backbone._target_}"
+            f"{' ' + str(cfg.backbone.name) if 'name' in cfg.backbone else ''}): {first.strip()}"
+        ) from None
+    module.configure_model()
+    return module
 
 
 def _instantiate_named(key: str, node: DictConfig, **kwargs: Any) -> Any:

@@ -27,6 +27,7 @@ from selfsup.dist import launcher_rank_zero
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import format_table, table_columns
+from selfsup.export import EXPORT, export_run
 from selfsup.methods.base import Method
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
@@ -163,6 +164,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
                 columns, data = table_columns(rows)
                 lg.log_table(key="final/results", columns=columns, data=data, step=trainer.global_step)
             lg.save()
+        export_run(cfg, module, run_dir / EXPORT, trainer.current_epoch, rows["pretrained"])
         atomic_write_json(run_dir / RESULTS, results)
         _report(rows, pretrain_seconds, run_dir, warnings)
     for lg in loggers:

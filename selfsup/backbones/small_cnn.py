@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from annotated_types import MinLen
 from torch import Tensor, nn
@@ -37,7 +37,16 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features: int = prev
+        self._args = {"in_chans": in_chans, "widths": [int(w) for w in widths]}
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, num_features)."""
         return self.pool(self.features(x)).flatten(1)
+
+    def export_config(self) -> dict[str, Any]:
+        """What :func:`selfsup.export.export_encoder` writes (not a timm model: its own name)."""
+        return {
+            "architecture": "selfsup.backbones.SmallCNN",
+            "model_args": dict(self._args),
+            "state_dict": self.state_dict(),
+        }

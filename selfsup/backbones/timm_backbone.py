@@ -40,6 +40,8 @@ class TimmBackbone(nn.Module):
         if cifar_stem:
             self._cifar_stem(name, in_chans)
         self.num_features: int = int(self.model.num_features)  # type: ignore[arg-type]
+        self._name, self._cifar_stem_on = name, cifar_stem
+        self._model_args: dict[str, Any] = {"in_chans": in_chans, **dict(model_kwargs or {})}
 
     def _cifar_stem(self, name: str, in_chans: int) -> None:
         conv1 = getattr(self.model, "conv1", None)
@@ -53,3 +55,13 @@ class TimmBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, num_features)."""
         return torch.flatten(self.model(x), 1)
+
+    def export_config(self) -> dict[str, Any]:
+        """What :func:`selfsup.export.export_encoder` writes: timm's name and arguments, and the
+        timm model's own state dict (its keys, so plain timm loads it)."""
+        return {
+            "architecture": self._name,
+            "model_args": dict(self._model_args),
+            "cifar_stem": self._cifar_stem_on,
+            "state_dict": self.model.state_dict(),
+        }

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
+    """``modules`` in eval mode (BatchNorm on its running statistics, which stay untouched), each
+    put back in its own mode afterwards."""
+    present = [m for m in modules if m is not None]
+    modes = [m.training for m in present]
+    for m in present:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(present, modes, strict=True):
+            m.train(mode)
 
 
 @torch.no_grad()
@@ -30,21 +46,15 @@ def extract_features(
         ``h`` (N, F), ``labels`` (N,), ``index`` (N,), and ``z`` (N, D) when ``head`` is given;
         all on the CPU.
     """
-    was_training = backbone.training
-    backbone.eval()
-    if head is not None:
-        head.eval()
     hs, zs, ys, ids = [], [], [], []
-    for x, y, idx in loader:
-        h = backbone(prepare(x.to(device)))
-        hs.append(h.float().cpu())
-        if head is not None:
-            zs.append(head(h).float().cpu())
-        ys.append(y.cpu())
-        ids.append(torch.as_tensor(idx).cpu())
-    backbone.train(was_training)
-    if head is not None:
-        head.train(was_training)
+    with eval_mode(backbone, head):
+        for x, y, idx in loader:
+            h = backbone(prepare(x.to(device)))
+            hs.append(h.float().cpu())
+            if head is not None:
+                zs.append(head(h).float().cpu())
+            ys.append(y.cpu())
+            ids.append(torch.as_tensor(idx).cpu())
     out = {"h": torch.cat(hs), "labels": torch.cat(ys), "index": torch.cat(ids)}
     if head is not None:
         out["z"] = torch.cat(zs)

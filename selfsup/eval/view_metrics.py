@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.augment import ViewPipeline
+from selfsup.eval.features import eval_mode
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.heads import projector_parts
 from selfsup.metrics import alignment, lidar, uniformity
@@ -33,7 +34,7 @@ def view_metrics(
     metric neither depends on nor disturbs the training RNG stream.
 
     Args:
-        backbone: (N, C, H, W) -> (N, F), called in eval mode.
+        backbone: (N, C, H, W) -> (N, F), run in eval mode (and put back in its own mode).
         head: (N, F) -> (N, D).
         view_maker: the run's augmentation (its global views, without CutMix).
         images: (n, C, H, W) uint8 source images.
@@ -53,8 +54,9 @@ def view_metrics(
         x = torch.cat([view_maker.global_views(images) for _ in range(rounds)])[
             : views * n
         ]  # (q*n, C, S, S), view-major
-    h = torch.cat([backbone(chunk) for chunk in x.split(512)])
-    z = head(h)
+    with eval_mode(backbone, head):  # running statistics, as the probe sees it; they stay untouched
+        h = torch.cat([backbone(chunk) for chunk in x.split(512)])
+        z = head(h)
     out: dict[str, float] = {}
     for name, e in {"backbone": h, **projector_parts(head, z)}.items():
         e = e.float().view(views, n, -1)  # (q, n, D): row [v, i] is view v of image i

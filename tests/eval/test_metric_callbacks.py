@@ -6,6 +6,7 @@ import csv
 
 import pytest
 import torch
+from torch import nn
 
 from selfsup.augment import ViewMaker
 from selfsup.backbones import SmallCNN
@@ -67,3 +68,18 @@ def test_schedules_every_n_and_the_last_epoch() -> None:
     assert epochs(RankMeCallback(every_n_epochs=2)) == [2, 4, 5]
     assert epochs(KNNCallback(10, every_n_epochs=2)) == [2, 4]  # the final evaluation has epoch 5
     assert epochs(RankMeCallback(every_n_epochs=0)) == []
+
+
+def test_view_metrics_run_in_eval_mode_and_leave_batch_norm_untouched() -> None:
+    """The end-of-run LiDAR/alignment use running statistics, and change none of them."""
+    from selfsup.augment import ViewMaker
+    from selfsup.eval.view_metrics import view_metrics
+
+    backbone = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten()).train()
+    head = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)).train()
+    before = {k: v.clone() for k, v in [*backbone.state_dict().items(), *head.state_dict().items()]}
+    images = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)
+    view_metrics(backbone, head, ViewMaker(size=8, mean=[0.5], std=[0.25]), images, 4, 1e-4, 1e-8)
+    after = {k: v for k, v in [*backbone.state_dict().items(), *head.state_dict().items()]}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert backbone.training and head.training  # put back

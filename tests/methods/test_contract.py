@@ -14,7 +14,8 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 import selfsup.methods
-from selfsup.build import ConfigError, build_module
+from selfsup.build import ConfigError, build_module, load_trained
+from selfsup.export import load_exported
 from selfsup.methods.base import Method
 from selfsup.pipeline import run
 from tests.conftest import CONFIGS
@@ -61,6 +62,13 @@ def test_method_trains_two_steps_and_writes_a_complete_run_directory(composed, t
         assert key in results["metrics"], key
     metrics = (run_dir / "metrics.csv").read_text()
     assert "train/loss_step" in metrics and "val/online_top1" in metrics and "val/rankme_projector" in metrics
+    # export/ holds the evaluated encoder as the checkpoint has it (the final evaluation changed nothing).
+    module = load_trained(cfg, run_dir / "checkpoints" / "last.ckpt")
+    x = torch.randn(4, cfg.data.channels, cfg.augment.size, cfg.augment.size)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_exported(run_dir / "export")(x), module.eval_encoder.eval()(x), rtol=0, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if "dclw" not in _declared(m)["losses"]])

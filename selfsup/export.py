@@ -1,0 +1,167 @@
+"""The trained encoder as files any code can load: ``RUN_DIR/export/``.
+
+- ``model.safetensors``: the weights of the encoder the evaluation measured (the online
+  backbone, or the momentum teacher's with ``method.module.eval_with=teacher``); no optimiser,
+  projector or predictor state.
+- ``config.json``: in timm's Hugging Face layout (``architecture``, ``num_classes`` 0,
+  ``model_args``, ``pretrained_cfg`` with the training normalisation and input size), so
+  ``timm.create_model(architecture, pretrained=True, num_classes=0,
+  pretrained_cfg_overlay=dict(file="export/model.safetensors"), **model_args)`` loads it with no
+  missing or unexpected key. A backbone that is not a timm model (the small CNN) names
+  ``selfsup.backbones.SmallCNN`` there; :func:`load_exported` builds either.
+- ``README.md``: a model card (method, loss, data, epochs, metrics, how to load).
+
+The directory is written next to the run as ``export.tmp`` and renamed, so it is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+EXPORT = "export"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+
+
+def export_encoder(
+    encoder: nn.Module,
+    out: Path,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    image_size: int,
+    card: Mapping[str, Any],
+) -> Path:
+    """Write ``out/`` (replacing it whole) from ``encoder``, a backbone with ``export_config()``.
+
+    Args:
+        encoder: the backbone to export (``TimmBackbone`` or ``SmallCNN``).
+        out: the export directory (``RUN_DIR/export``).
+        mean, std: the per-channel normalisation the encoder was trained with.
+        image_size: the side of the views it was trained on.
+        card: what the model card lists: ``method``, ``loss``, ``data``, ``epochs``, ``metrics``.
+    """
+    encoder = getattr(encoder, "_orig_mod", encoder)  # a torch.compile wrapper: the module inside
+    if not hasattr(encoder, "export_config"):
+        raise TypeError(f"{type(encoder).__name__} has no export_config(): it cannot be exported")
+    spec = encoder.export_config()  # type: ignore[operator]
+    state = {k: v.detach().to("cpu").contiguous() for k, v in spec.pop("state_dict").items()}
+    channels = int(spec["model_args"].get("in_chans", len(mean)))
+    config = {
+        **spec,
+        "num_classes": 0,
+        "num_features": int(encoder.num_features),  # type: ignore[arg-type]
+        "pretrained_cfg": {
+            "input_size": [channels, image_size, image_size],
+            "mean": [float(m) for m in mean],
+            "std": [float(v) for v in std],
+            "num_classes": 0,
+            "classifier": None,
+        },
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    (tmp / CARD).write_text(_card(config, card))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def export_run(cfg: DictConfig, module: Any, out: Path, epochs: int | None, metrics: Mapping[str, float]) -> Path:
+    """:func:`export_encoder` of a run: ``module.eval_encoder`` (a :class:`~selfsup.methods.Method`'s),
+    with the normalisation and view size of ``cfg`` and a card of its choices."""
+    choices = cfg.get("choices") or {}
+    return export_encoder(
+        module.eval_encoder,
+        out,
+        mean=list(cfg.data.mean),
+        std=list(cfg.data.std),
+        image_size=int(cfg.augment.size),
+        card={
+            "method": cfg.method.name,
+            "loss": choices.get("loss") or str(cfg.loss._target_).rsplit(".", 1)[-1],
+            "data": cfg.data.name,
+            "epochs": "?" if epochs is None else epochs,
+            "encoder": module.eval_with,
+            "metrics": metrics,
+        },
+    )
+
+
+def load_exported(path: str | Path) -> nn.Module:
+    """The encoder in ``path`` (an export directory), in eval mode: a timm model with
+    ``num_classes=0``, or the small CNN. Features: ``model(x)``, (B, num_features)."""
+    path = Path(path)
+    config = json.loads((path / CONFIG).read_text())
+    arch = config["architecture"]
+    if arch == "selfsup.backbones.SmallCNN":
+        from selfsup.backbones import SmallCNN
+
+        model: nn.Module = SmallCNN(**config["model_args"])
+        model.load_state_dict(load_file(str(path / WEIGHTS)))
+    elif config.get("cifar_stem"):  # a stem timm has no argument for: selfsup builds it
+        from selfsup.backbones import TimmBackbone
+
+        args = dict(config["model_args"])
+        backbone = TimmBackbone(arch, in_chans=args.pop("in_chans", 3), cifar_stem=True, model_kwargs=args)
+        backbone.model.load_state_dict(load_file(str(path / WEIGHTS)))
+        model = backbone.model
+    else:
+        import timm
+
+        model = timm.create_model(
+            arch,
+            pretrained=True,
+            num_classes=0,
+            pretrained_cfg_overlay={"file": str(path / WEIGHTS)},
+            **config["model_args"],
+        )
+    return model.eval()
+
+
+def _card(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
+    metrics = card.get("metrics", {})
+    rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, int | float))
+    arch, args = config["architecture"], config["model_args"]
+    if arch == "selfsup.backbones.SmallCNN":
+        load = (
+            '```python\nfrom selfsup.export import load_exported\n\nmodel = load_exported("export")\n```\n\n'
+            "Not a timm model: `selfsup.backbones.SmallCNN(**model_args)` takes the weights "
+            '(`load_state_dict(safetensors.torch.load_file("export/model.safetensors"))`).'
+        )
+    else:
+        kwargs = "".join(f", {k}={v!r}" for k, v in args.items())
+        load = (
+            "```python\nimport timm\n\n"
+            f"model = timm.create_model({arch!r}, pretrained=True, num_classes=0{kwargs},\n"
+            '                          pretrained_cfg_overlay=dict(file="export/model.safetensors"))\n```'
+        )
+        if config.get("cifar_stem"):
+            load += (
+                "\n\nTrained with the CIFAR stem (3x3 stride-1 `conv1`, no max-pool), which timm has no "
+                "argument for: build it with `selfsup.backbones.TimmBackbone(name, cifar_stem=True)` and "
+                "load the weights into its `.model`."
+            )
+    pc = config["pretrained_cfg"]
+    return (
+        f"# {card.get('method', '?')} / {card.get('loss', '?')} encoder ({arch})\n\n"
+        f"Pretrained without labels by selfsup on `{card.get('data', '?')}` for {card.get('epochs', '?')} epochs "
+        f"({card.get('encoder', 'online')} encoder); the features are the pooled backbone output, "
+        f"{config['num_features']} wide.\n\n"
+        f"Input: {pc['input_size'][0]} channels, {pc['input_size'][1]} px, normalised with mean "
+        f"{pc['mean']} and std {pc['std']}.\n\n"
+        f"## Load\n\n{load}\n\n"
+        f"## Held-out metrics at the end of pretraining\n\n| metric | value |\n|---|---|\n{rows}\n"
+    )

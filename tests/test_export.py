@@ -1,0 +1,112 @@
+"""RUN_DIR/export/: the trained encoder loads in plain timm, in a process that never imports
+selfsup, with no missing or unexpected key, and gives the framework's features."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from selfsup.backbones import TimmBackbone
+from selfsup.build import load_trained
+from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
+from selfsup.pipeline import run
+from tests.conftest import ROOT
+
+# Runs in a fresh interpreter: timm and safetensors only.
+PLAIN_TIMM = r"""
+import json, sys
+import timm, torch
+from safetensors.torch import load_file
+export, images, out = sys.argv[1:4]
+config = json.load(open(f"{export}/config.json"))
+model = timm.create_model(config["architecture"], pretrained=True, num_classes=0,
+                          pretrained_cfg_overlay=dict(file=f"{export}/model.safetensors"), **config["model_args"])
+missing, unexpected = model.load_state_dict(load_file(f"{export}/model.safetensors"), strict=False)
+assert not missing and not unexpected, (missing, unexpected)
+with torch.no_grad():
+    torch.save(model.eval()(torch.load(images)), out)
+assert not any(m == "selfsup" or m.startswith("selfsup.") for m in sys.modules), "selfsup was imported"
+"""
+
+
+def _features(module, x: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    encoder = module.eval_encoder.eval()
+    with torch.no_grad():
+        return encoder(x)
+
+
+def test_a_trained_timm_run_loads_in_plain_timm(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed("backbone=timm", "backbone.name=resnet18", "eval.baselines=[]", "eval.metrics.enabled=false")
+    run_dir = tmp_path / "run"
+    run(cfg, run_dir, loss_choice="ntxent")
+    export = run_dir / "export"
+    assert sorted(p.name for p in export.iterdir()) == sorted([WEIGHTS, CONFIG, CARD])
+    config = json.loads((export / CONFIG).read_text())
+    assert config["architecture"] == "resnet18" and config["model_args"] == {"in_chans": 1}
+    assert config["pretrained_cfg"]["mean"] == list(cfg.data.mean) and config["num_features"] == 512
+    assert not any(k.startswith(("fc.", "head")) for k in load_file(str(export / WEIGHTS)))  # the encoder only
+
+    x = torch.randn(6, 1, 8, 8)
+    torch.save(x, tmp_path / "x.pt")
+    p = subprocess.run(
+        [sys.executable, "-c", PLAIN_TIMM, str(export), str(tmp_path / "x.pt"), str(tmp_path / "f.pt")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    ours = _features(load_trained(cfg, run_dir / "checkpoints" / "last.ckpt"), x)
+    torch.testing.assert_close(torch.load(tmp_path / "f.pt"), ours, rtol=0, atol=1e-6)
+
+    card = (export / CARD).read_text()
+    assert "simclr / ntxent" in card and "timm.create_model('resnet18'" in card and "linear_top1" in card
+
+
+def test_a_cifar_stem_encoder_round_trips_through_its_own_loader(tmp_path: Path) -> None:
+    backbone = TimmBackbone("resnet18", in_chans=3, cifar_stem=True).eval()
+    out = export_encoder(backbone, tmp_path / "export", mean=[0.5] * 3, std=[0.25] * 3, image_size=32, card={})
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(load_exported(out)(x), backbone(x), rtol=0, atol=1e-6)
+    assert json.loads((out / CONFIG).read_text())["cifar_stem"] is True
+    assert "cifar_stem=True" in (out / CARD).read_text()
+
+
+def _script():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("export_script", ROOT / "scripts" / "export.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_the_script_exports_any_checkpoint_and_refuses_another_model(composed, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    cnn = tmp_path / "cnn"
+    run(composed("eval.baselines=[]", "eval.metrics.enabled=false"), cnn, loss_choice="ntxent")
+    main = _script()
+    assert main([str(cnn / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "again")]) == 0
+    for name in (WEIGHTS, CONFIG):
+        assert (tmp_path / "again" / name).read_bytes() == (cnn / "export" / name).read_bytes(), name
+
+    # A checkpoint of another architecture (widths 16, 32) in this run's place: one line, exit 2.
+    other = tmp_path / "other"
+    run(composed("eval.baselines=[]", "eval.metrics.enabled=false", "backbone.widths=[16,32]"), other, "ntxent")
+    (cnn / "checkpoints" / "last.ckpt").write_bytes((other / "checkpoints" / "last.ckpt").read_bytes())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([str(cnn)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {cnn / 'checkpoints' / 'last.ckpt'} holds another model")
+
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "nope")])
+    assert e.value.code == 2 and "nope" in capsys.readouterr().err
