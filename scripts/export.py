@@ -28,20 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import DictConfig, OmegaConf
 
     from selfsup.build import load_trained
-    from selfsup.errors import CheckpointError, MissingFileError, user_errors_as_one_line
+    from selfsup.errors import CheckpointError, user_errors_as_one_line
     from selfsup.export import EXPORT, export_run
-    from selfsup.run_dir import RESULTS
+    from selfsup.run_dir import RESULTS, trained_run
 
     with user_errors_as_one_line():
-        if args.source.is_dir():
-            run_dir, ckpt = args.source, args.source / "checkpoints" / "last.ckpt"
-        elif args.source.suffix == ".ckpt":
-            run_dir, ckpt = args.source.resolve().parent.parent, args.source
-        else:
-            raise MissingFileError(f"{args.source}: expected a run directory or a .ckpt file")
-        for p, what in ((ckpt, "a checkpoint"), (run_dir / "config.yaml", "the run's resolved config")):
-            if not p.is_file():
-                raise MissingFileError(f"{p} not found ({what}); is {run_dir} a selfsup run directory?")
+        run_dir, ckpt = trained_run(args.source)
         cfg = OmegaConf.load(run_dir / "config.yaml")
         assert isinstance(cfg, DictConfig)
         module = load_trained(cfg, ckpt)

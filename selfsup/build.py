@@ -23,6 +23,7 @@ from selfsup.errors import CheckpointError, ConfigError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
+from selfsup.eval.layers import layer_row, stage_encoders
 from selfsup.eval.rankme_callback import RankMeCallback
 from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
@@ -239,7 +240,8 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
 def final_evaluation(
     cfg: DictConfig, module: Method, dm: ImageDataModule, device: torch.device | str = "cpu"
 ) -> dict[str, dict[str, float]]:
-    """Offline probe, kNN and RankMe of the trained backbone and of each configured baseline."""
+    """Offline probe, kNN and RankMe of the trained backbone, of its stages ``eval.layers`` (rows
+    :func:`~selfsup.eval.layers.layer_row`) and of each configured baseline."""
     settings = eval_settings(cfg)
     train_loader = dm.feature_loader(dm.probe_train_dataset())
     test_loader = dm.val_dataloader()
@@ -262,6 +264,10 @@ def final_evaluation(
             module.eval_encoder, module.eval_head, vm, images, m.final_lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed
         )
     }
+    for name, encoder in stage_encoders(module.eval_encoder, list(cfg.eval.layers)).items():
+        rows[layer_row(name)] = evaluate(
+            encoder, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device
+        )
     if "random_init" in cfg.eval.baselines:
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)

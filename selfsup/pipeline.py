@@ -25,10 +25,12 @@ from selfsup.build import (
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
 from selfsup.eval.collapse import CollapseCheck
+from selfsup.eval.layers import split_rows, stage_encoders
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import format_table, table_columns
 from selfsup.export import EXPORT, export_run
 from selfsup.methods.base import Method
+from selfsup.plots import TEMPERATURES, plot_temperatures
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
     AtomicCheckpointIO,
@@ -72,6 +74,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         dm = build_datamodule(cfg, view_maker)
         dm.setup()  # reads the data now: a missing data set fails before anything is written
         module = build_module(cfg, view_maker)
+        stage_encoders(module.eval_encoder, list(cfg.eval.layers))  # eval.layers names stages it has
     except BaseException:
         if launcher_rank_zero():
             remove_if_only_hydra(run_dir)  # the directory Hydra made for this refused attempt
@@ -140,6 +143,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
         samples = len(dm.val_dataloader().dataset)  # type: ignore[arg-type]
         collapse = check.judge(rows["pretrained"], samples, module, trainer, trainer.current_epoch)
         warnings = collapse or []
+        layers, baselines = split_rows(rows)
         for w in warnings:
             log.warning(w)
         results = {
@@ -152,7 +156,8 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
             # Time inside the held-out metric callbacks, part of pretrain_seconds.
             "metrics_seconds": round(sum(cb.seconds for cb in metric_cbs), 3),
             "metrics": rows["pretrained"],
-            "baselines": {k: v for k, v in rows.items() if k != "pretrained"},
+            "baselines": baselines,
+            "layers": layers,  # eval.layers: the same metrics of intermediate stages, by stage name
             "git": git,
             # The end-of-run judgement (selfsup/eval/collapse.py): null when the run was too short to judge.
             "collapsed": None if collapse is None else bool(collapse),
@@ -164,6 +169,9 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
                 columns, data = table_columns(rows)
                 lg.log_table(key="final/results", columns=columns, data=data, step=trainer.global_step)
             lg.save()
+        for lg in loggers:  # a loss that learns temperatures: their plot, from the CSV log
+            if isinstance(lg, CSVLogger):
+                plot_temperatures(Path(lg.log_dir) / "metrics.csv", run_dir / TEMPERATURES)
         export_run(cfg, module, run_dir / EXPORT, trainer.current_epoch, rows["pretrained"])
         atomic_write_json(run_dir / RESULTS, results)
         _report(rows, pretrain_seconds, run_dir, warnings)

@@ -106,3 +106,26 @@ def load_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
         r["run_dir"] = str(path.parent)
         runs.append(r)
     return runs
+
+
+def trained_run(source: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(run directory, checkpoint)`` of ``source``: a run directory (its ``checkpoints/last.ckpt``)
+    or a ``.ckpt`` inside ``RUN_DIR/checkpoints/``. What scripts that reuse a trained run start from.
+
+    Raises:
+        MissingFileError: ``source`` is neither, or the checkpoint or the run's ``config.yaml`` is
+            missing.
+    """
+    from selfsup.errors import MissingFileError
+
+    source = Path(source)
+    if source.is_dir():
+        run_dir, ckpt = source, source / "checkpoints" / "last.ckpt"
+    elif source.suffix == ".ckpt":
+        run_dir, ckpt = source.resolve().parent.parent, source
+    else:
+        raise MissingFileError(f"{source}: expected a run directory or a .ckpt file")
+    for p, what in ((ckpt, "a checkpoint"), (run_dir / "config.yaml", "the run's resolved config")):
+        if not p.is_file():
+            raise MissingFileError(f"{p} not found ({what}); is {run_dir} a selfsup run directory?")
+    return run_dir, ckpt

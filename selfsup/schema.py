@@ -160,6 +160,7 @@ class EvalSchema(_Node):
     probe_val_fraction: OpenFraction
     probe_max_iter: PositiveInt
     baselines: list[Literal["random_init", "raw_pixels"]]  # the rows build.final_evaluation adds
+    layers: list[int]  # backbone stages evaluated like the final features (selfsup/eval/layers.py)
     collapse: CollapseSchema
     stop_on_collapse: bool
     metrics: MetricsSchema

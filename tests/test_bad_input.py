@@ -84,6 +84,8 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("lr-rule", ["optim.lr_scaling.rule=cubic"], _nothing, "optim.lr_scaling.rule='cubic'"),
     ("collapse-share", ["eval.collapse.rankme_share=2"], _nothing, "eval.collapse.rankme_share=2"),
     ("width-zero", ["head.out_dim=0"], _nothing, "head.out_dim=0: must be greater than 0"),
+    ("layers-not-int", ["eval.layers=[last]"], _nothing, "eval.layers[0]='last': must be a valid integer"),
+    ("layers-out-of-range", ["eval.layers=[5]"], _nothing, "eval.layers=[5]: 5 is not a stage of the backbone"),
     ("bad-image-option", ["data=imagefolder", "data.path=/x", "data.on_bad_image=ignore"], _nothing, "on_bad_image"),
     # Unknown keys and options: Hydra's own messages (exit status 1). They name the key or option
     # first, then list what exists and where Hydra looked: HYDRA_LINES lines in all.

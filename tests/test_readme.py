@@ -110,6 +110,8 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/linear_probe.py",
                     "python scripts/collect.py",
                     "python scripts/select_runs.py",
+                    "python scripts/export.py",
+                    "python scripts/embed.py",
                     "python scripts/show_augment.py",
                     "python scripts/reproduce.py",
                     "python ../shared/datasets/cifar10.py",
@@ -167,6 +169,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         cmd = re.sub(r"(?<![\w/])multirun/", f"{tmp_path / SWEEPS}/multirun/", cmd)  # the named sweeps
         cmd = cmd.replace("docs/selection_digits.png", str(tmp_path / "selection.png"))  # not the README's copy
         cmd = cmd.replace("--out views.png", f"--out {tmp_path / 'views.png'}")
+        cmd = cmd.replace("--out exported", f"--out {tmp_path / 'exported'}")
+        cmd = cmd.replace("IMAGES_DIR", str(data_roots["imagefolder"] / "val"))
+        cmd = cmd.replace("--out embeddings.parquet", f"--out {tmp_path / 'embeddings.parquet'}")
         argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
         data = next((a.split("=", 1)[1] for a in argv if a.startswith("data=")), None)
         if script == "scripts/show_augment.py" and data in data_roots:
@@ -192,6 +197,10 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             assert "| ntxent | 3 |" in p.stdout and "| dclw | 3 |" in p.stdout
         elif script == "scripts/select_runs.py":
             assert "Kendall τ" in p.stdout and (tmp_path / "selection.png").is_file()
+        elif script == "scripts/export.py":
+            assert (tmp_path / "exported" / "model.safetensors").is_file()
+        elif script == "scripts/embed.py":
+            assert (tmp_path / "embeddings.parquet").is_file() and "embedded 24 images" in p.stdout, p.stdout
         elif script == "scripts/show_augment.py":
             assert (tmp_path / "views.png").is_file() and "wrote" in p.stdout
             (tmp_path / "views.png").unlink()

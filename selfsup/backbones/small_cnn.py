@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from selfsup.schema import PositiveInt
 
+_STAGE_LAYERS = 6  # conv-BN-ReLU twice
+
 
 class SmallCNN(nn.Module):
     """Stages of two 3x3 conv-BN-ReLU layers; every stage after the first halves the resolution.
@@ -37,11 +39,22 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features: int = prev
-        self._args = {"in_chans": in_chans, "widths": [int(w) for w in widths]}
+        self._widths = [int(w) for w in widths]
+        self._args = {"in_chans": in_chans, "widths": self._widths}
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, num_features)."""
         return self.pool(self.features(x)).flatten(1)
+
+    @property
+    def stages(self) -> list[str]:
+        """The names of the feature stages :meth:`stage` indexes: one per width."""
+        return [f"stage{i}" for i in range(len(self._widths))]
+
+    def stage(self, x: Tensor, index: int) -> Tensor:
+        """(B, C, H, W) -> the feature map (B, widths[index], H_i, W_i) after stage ``index``."""
+        index = range(len(self.stages))[index]  # a negative index counts from the end
+        return self.features[: _STAGE_LAYERS * (index + 1)](x)
 
     def export_config(self) -> dict[str, Any]:
         """What :func:`selfsup.export.export_encoder` writes (not a timm model: its own name)."""

@@ -56,6 +56,21 @@ class TimmBackbone(nn.Module):
         """(B, C, H, W) -> (B, num_features)."""
         return torch.flatten(self.model(x), 1)
 
+    @property
+    def stages(self) -> list[str]:
+        """The names of the feature stages :meth:`stage` indexes (timm's ``feature_info``: for a
+        ResNet ``act1`` (the stem), ``layer1`` ... ``layer4``; for a ViT each block)."""
+        info: list[dict[str, Any]] = self.model.feature_info  # type: ignore[assignment]
+        return [str(f["module"]) for f in info]
+
+    def stage(self, x: Tensor, index: int) -> Tensor:
+        """(B, C, H, W) -> the feature map (B, C_i, H_i, W_i) of stage ``index`` (timm's
+        ``forward_intermediates``, stopping there; a ViT's tokens as a map, without the class token)."""
+        out = self.model.forward_intermediates(  # type: ignore[operator]
+            x, indices=[index], intermediates_only=True, stop_early=True
+        )
+        return out[0]  # type: ignore[no-any-return]
+
     def export_config(self) -> dict[str, Any]:
         """What :func:`selfsup.export.export_encoder` writes: timm's name and arguments, and the
         timm model's own state dict (its keys, so plain timm loads it)."""

@@ -101,6 +101,8 @@ class FolderImageDataset(Dataset):
         channels: 1 (grey) or 3 (RGB).
         classes: class names in label order; default: sorted sub-folders of ``root``.
         on_bad_image: ``"error"`` or ``"skip"``.
+        labelled: ``False``: every image under ``root`` at any depth, in sorted path order, with
+            label -1 (no class folders needed; ``scripts/embed.py``).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class FolderImageDataset(Dataset):
         channels: int = 3,
         classes: list[str] | None = None,
         on_bad_image: OnBadImage = "error",
+        labelled: bool = True,
     ):
         if on_bad_image not in ON_BAD_IMAGE:
             raise ConfigError(f"data.on_bad_image={on_bad_image}; expected one of {'|'.join(ON_BAD_IMAGE)}")
@@ -118,13 +121,15 @@ class FolderImageDataset(Dataset):
             raise MissingFileError(f"image folder {self.root} does not exist")
         self.classes = classes or sorted(p.name for p in self.root.iterdir() if p.is_dir())
         self.samples: list[tuple[str, int]] = []
-        for label, c in enumerate(self.classes):
-            for dirpath, _, files in os.walk(self.root / c):
-                for f in sorted(files):
-                    if f.lower().endswith(IMAGE_EXTENSIONS):
-                        self.samples.append((os.path.join(dirpath, f), label))
+        for label, c in enumerate(self.classes) if labelled else [(-1, "")]:
+            found = []
+            for dirpath, dirs, files in os.walk(self.root / c):
+                dirs.sort()
+                found += [os.path.join(dirpath, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+            self.samples += [(path, label) for path in sorted(found)]
         if not self.samples:
-            raise MissingFileError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}/<class>/")
+            where = f"{self.root}/<class>/" if labelled else f"{self.root} (at any depth)"
+            raise MissingFileError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {where}")
         self.size, self.mode = size, "L" if channels == 1 else "RGB"
         self.on_bad_image = on_bad_image
         self._skipped: set[str] = set()  # files found unreadable in this process (skip mode)
