@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 # Lightning's own use of a torch API that torch deprecates (lightning/pytorch/utilities/_pytree.py
 # builds LeafSpec); nothing a user can act on, and it would be the first line a run prints. Only
@@ -23,6 +24,7 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from selfsup.errors import user_errors_as_one_line
+    from selfsup.objective import objective_value
     from selfsup.pipeline import run  # imported here so `--help` and config errors are fast
 
     # Hydra's logging already prints (and writes train.log); Lightning's own console handler
@@ -34,10 +36,21 @@ def main(cfg: DictConfig) -> float | None:
     # nothing of ours for it to delete there, so its warning would only alarm.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     hc = HydraConfig.get()
-    with user_errors_as_one_line():
-        results = run(cfg, Path(hc.runtime.output_dir), loss_choice=hc.runtime.choices["loss"])
-    # The value a Hydra sweeper optimises: held-out linear-probe accuracy.
-    return results.get("metrics", {}).get("linear_top1")
+    try:
+        with user_errors_as_one_line():
+            results = run(cfg, Path(hc.runtime.output_dir), loss_choice=hc.runtime.choices["loss"])
+    except SystemExit:
+        if not _optuna_trial(hc):
+            raise
+        # One trial of a study failed (its error line is above; its run directory, if it got one,
+        # says FAILED): the sweeper records None as a failed trial and the study goes on.
+        return None
+    # The value a Hydra sweeper maximises, chosen by name (selfsup/objective.py).
+    return objective_value(results, cfg.objective)
+
+
+def _optuna_trial(hc: Any) -> bool:
+    return "optuna" in str(OmegaConf.select(hc, "sweeper._target_", default=""))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 #!/usr/bin/env python
 """Rank the runs under DIR by RankMe, LiDAR and (where labels exist) the linear probe.
 
-    python scripts/select_runs.py DIR [--plot FILE.png]
+    python scripts/select_runs.py DIR [--plot FILE.png] [--history FILE.png]
 
 Prints a markdown table of the runs (what varied between them, the probe, each label-free
 metric and its rank), then Kendall's τ between each label-free metric and the probe and the
 probe accuracy of the run each metric would pick against the best run. Writes a scatter plot
 (metric vs probe accuracy), by default DIR/selection.png.
+
+DIR an Optuna study (``train.py -m sweeper=optuna``, its optimization_results.yaml): also the
+trial chosen by RankMe, by LiDAR and by the probe with their hyperparameters, and the study's
+history (objective per trial, best so far; probe per trial) in DIR/optuna_history.png (--history).
 """
 
 from __future__ import annotations
@@ -18,8 +22,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from selfsup.objective import METRIC  # noqa: E402
 from selfsup.run_dir import load_runs  # noqa: E402
-from selfsup.tools.selection import LABEL_FREE, PROBE, evaluate_selection, varying_settings  # noqa: E402
+from selfsup.tools.selection import (  # noqa: E402
+    CHOOSERS,
+    LABEL_FREE,
+    PROBE,
+    Study,
+    best_trials,
+    evaluate_selection,
+    load_study,
+    varying_settings,
+)
+
+HISTORY = "optuna_history.png"
 
 
 def _ranks(values: list[float]) -> list[int]:
@@ -57,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", type=Path)
     ap.add_argument("--plot", type=Path, help="scatter plot path (default DIR/selection.png)")
+    ap.add_argument("--history", type=Path, help="an Optuna study's history plot path (default DIR/optuna_history.png)")
     args = ap.parse_args(argv)
     runs = load_runs(args.dir)
     if len(runs) < 2:
@@ -88,7 +105,62 @@ def main(argv: list[str] | None = None) -> int:
     out = args.plot or args.dir / "selection.png"
     plot(runs, out)
     print(f"\nplot: {out}")
+    study = load_study(args.dir, runs)
+    if study is not None:
+        report_study(study)
+        history = args.history or args.dir / HISTORY
+        plot_history(study, history)
+        print(f"plot: {history}")
     return 0
+
+
+def report_study(study: Study) -> None:
+    """The trial each way of choosing picks: by RankMe, by LiDAR (no labels), by the probe."""
+    print(
+        f"\nOptuna study: {study.trials} trials ({len(study.runs)} finished), objective {study.objective}, "
+        f"best value {study.best_value:.4g}"
+    )
+    print()
+    head = ["chosen by", "trial", *study.params, "RankMe", "LiDAR", "probe top-1 (%)"]
+    print("| " + " | ".join(head) + " |")
+    print("|---|---:|" + "---:|" * (len(study.params) + 3))
+    for how, t in best_trials(study).items():
+        m = study.runs[t]["metrics"]
+        cells = [how, str(t), *[_fmt(study.values[t][k]) for k in study.params]]
+        cells += [f"{m.get(CHOOSERS['rankme'], math.nan):.2f}", f"{m.get(CHOOSERS['lidar'], math.nan):.2f}"]
+        cells.append(f"{m[PROBE]:.2f}")
+        print("| " + " | ".join(cells) + " |")
+
+
+def plot_history(study: Study, path: Path) -> None:
+    """The study's objective per trial and the best so far (Optuna's history plot), and the probe."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    metric = METRIC.get(study.objective, PROBE)
+    trials = sorted(study.runs)
+    values = [study.runs[t]["metrics"].get(metric, math.nan) for t in trials]
+    best, so_far = [], -math.inf
+    for v in values:
+        so_far = max(so_far, v) if math.isfinite(v) else so_far
+        best.append(so_far if math.isfinite(so_far) else math.nan)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].scatter(trials, values, s=18, label=f"trial's {study.objective}")
+    axes[0].step(trials, best, where="post", color="C1", label="best so far")
+    axes[0].set_ylabel(study.objective)
+    axes[0].legend()
+    axes[1].scatter(trials, [study.runs[t]["metrics"][PROBE] for t in trials], s=18, color="C2")
+    axes[1].set_ylabel("linear probe top-1 (%)")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("trial")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

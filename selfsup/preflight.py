@@ -7,7 +7,8 @@ run's directory, overwrite its ``.hydra/config.yaml`` with the refused config. R
 :func:`selfsup.build.check_config` on the composed config first, and looks for the checkpoint
 ``resume`` asks for (:func:`selfsup.resume.resume_checkpoint`), so a bad value or an unreadable
 checkpoint stops the run with one line (``error: optim.optimizer.lr=-1: must be greater than
-0``) and nothing on disk changes. Sweeps (``-m``) are checked per job by the task itself.
+0``) and nothing on disk changes. Sweeps (``-m``) check the keys their jobs share (``objective``)
+before the first job, and each job checks its own config.
 """
 
 from __future__ import annotations
@@ -36,3 +37,12 @@ class CheckConfig(Callback):
             warnings.simplefilter("ignore")  # the task warns again, into the run's log
             check_config(task, loss_choice=str(config.hydra.runtime.choices["loss"]))
             resume_checkpoint(run_dir, str(task.resume))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep: the keys its jobs share (``objective``) before the first job; each job checks
+        the rest of its own config."""
+        from selfsup.errors import user_errors_as_one_line
+        from selfsup.schema import check_sweep
+
+        with user_errors_as_one_line():
+            check_sweep(OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"]))

@@ -7,7 +7,7 @@ Two places declare them:
   in their own signature, with the constrained types below (``temperature: Positive``,
   ``views: Annotated[int, Ge(2)]``). A new loss or method is checked as soon as its signature
   says what it accepts; nothing here changes.
-- **The rest** (``data``, ``optim``, ``trainer``, ``eval``, ``seed``, ``resume``): the models
+- **The rest** (``data``, ``optim``, ``trainer``, ``eval``, ``seed``, ``resume``, ``objective``): the models
   :class:`RunSchema` and the ones it nests.
 
 :func:`check_schema` validates the composed config against both with pydantic (strict: a
@@ -32,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, Validat
 from pydantic.errors import PydanticSchemaGenerationError
 
 from selfsup.errors import ConfigError
+from selfsup.objective import Objective
 
 Positive = Annotated[float, Gt(0)]
 NonNegative = Annotated[float, Ge(0)]
@@ -170,7 +171,13 @@ class AugmentSchema(_Node):
     views: Annotated[int, Ge(2)]  # every method compares at least two views of an image
 
 
-class RunSchema(_Node):
+class SweepSchema(_Node):
+    """The keys every job of a sweep shares, checked once before the sweep starts."""
+
+    objective: Objective  # the value train.py returns to a sweeper (selfsup/objective.py)
+
+
+class RunSchema(SweepSchema):
     """The keys every run reads besides its components'."""
 
     seed: NonNegativeInt
@@ -187,7 +194,7 @@ def check_schema(cfg: DictConfig) -> None:
 
     Checks :class:`RunSchema`, then every ``selfsup`` component node against its signature.
     """
-    _check_run(cfg)
+    _check(cfg, RunSchema)
     for key, node in _component_nodes(cfg, ""):
         _check_component(cfg, key, node)
 
@@ -207,10 +214,16 @@ def missing_keys(node: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def _check_run(cfg: DictConfig) -> None:
-    plain = {k: _resolved(cfg, k) for k in RunSchema.model_fields if k in cfg}
+def check_sweep(cfg: DictConfig) -> None:
+    """:func:`check_schema` for the keys no job of a sweep changes (:class:`SweepSchema`): a
+    mistyped ``objective`` stops a sweep before its first job."""
+    _check(cfg, SweepSchema)
+
+
+def _check(cfg: DictConfig, schema: type[_Node]) -> None:
+    plain = {k: _resolved(cfg, k) for k in schema.model_fields if k in cfg}
     try:
-        RunSchema.model_validate(plain)
+        schema.model_validate(plain)
     except ValidationError as e:
         raise _config_error(cfg, "", e) from None
 

@@ -111,6 +111,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
         "loss.tau_min=0.5, loss.tau_max=0.1: expected 0 < tau_min < tau_max",
     ),
     ("per-view-count", ["augment.per_view=[{},{},{}]"], _nothing, "augment.per_view has 3 entries but augment.views=2"),
+    ("objective-unknown", ["objective=rank_me"], _nothing, "objective='rank_me': must be "),
     # Secrets.
     ("api-key", ["+logger.csv.api_key=0123456789abcdef0123"], _nothing, "logger.csv.api_key: credentials never go"),
     ("token", ["+backbone.hf_token=hf_0123456789abcdefghij"], _nothing, "backbone.hf_token: credentials never go"),

@@ -149,7 +149,10 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
         finished = [r.parent for r in out.rglob("results.json")]
         assert finished, f"{cmd}: no finished run under {out}"
-        if " -m " in cmd:
+        if " -m " in cmd and "sweeper=optuna" in cmd:  # a study: its trials, not a grid
+            runs = int(next((a.split("=")[1] for a in shlex.split(cmd) if a.startswith("hydra.sweeper.n_trials=")), 8))
+            assert len(finished) == runs, f"{cmd}: {len(finished)} runs"
+        elif " -m " in cmd:
             runs = len(sweep_points(_train_argv(cmd, out, data_roots)[2:]))  # as run here
             assert len(finished) == runs, f"{cmd}: {len(finished)} runs"
             if named is None:
@@ -168,6 +171,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             cmd = cmd.replace(named, str(actual))
         cmd = re.sub(r"(?<![\w/])multirun/", f"{tmp_path / SWEEPS}/multirun/", cmd)  # the named sweeps
         cmd = cmd.replace("docs/selection_digits.png", str(tmp_path / "selection.png"))  # not the README's copy
+        cmd = cmd.replace("docs/optuna_selection_digits.png", str(tmp_path / "selection.png"))
+        cmd = cmd.replace("docs/optuna_history_digits.png", str(tmp_path / "optuna_history.png"))
         cmd = cmd.replace("--out views.png", f"--out {tmp_path / 'views.png'}")
         cmd = cmd.replace("--out exported", f"--out {tmp_path / 'exported'}")
         cmd = cmd.replace("IMAGES_DIR", str(data_roots["imagefolder"] / "val"))
@@ -197,6 +202,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             assert "| ntxent | 3 |" in p.stdout and "| dclw | 3 |" in p.stdout
         elif script == "scripts/select_runs.py":
             assert "Kendall τ" in p.stdout and (tmp_path / "selection.png").is_file()
+            if "--history" in readme_cmd:
+                assert "Optuna study: " in p.stdout and (tmp_path / "optuna_history.png").is_file(), p.stdout
         elif script == "scripts/export.py":
             assert (tmp_path / "exported" / "model.safetensors").is_file()
         elif script == "scripts/embed.py":

@@ -91,3 +91,16 @@ def test_stop_with_a_running_job_then_start_gives_an_idle_empty_cluster(slurm: b
     assert start.returncode == 0, start.stdout + start.stderr
     assert "idle" in start.stdout
     assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_readme_optuna_study_runs_its_trials_as_slurm_jobs(slurm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The README's `sweeper=optuna launcher=slurm` study, tiny: 8 trials, 4 at a time, each a SLURM job."""
+    from tests.test_optuna import check_study
+
+    readme = next(c for c in readme_commands() if "launcher=slurm" in c and "sweeper=optuna" in c)
+    sweep = tmp_path / "study"
+    p = subprocess.run(_train_argv(readme, sweep, {}), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    check_study(sweep, "lidar", 8)
+    logs = list((sweep / ".submitit").rglob("*_log.out"))
+    assert len(logs) == 8, logs

@@ -95,6 +95,7 @@ def test_every_option_is_covered_here() -> None:
         "logger",
         "eval",
         "launcher",
+        "sweeper",
         "experiment",
     }
 

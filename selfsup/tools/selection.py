@@ -79,3 +79,65 @@ def evaluate_selection(
             )
         )
     return reports
+
+
+STUDY_RESULTS = "optimization_results.yaml"  # what Hydra's Optuna sweeper writes into the sweep directory
+CHOOSERS = {"rankme": "rankme_backbone", "lidar": "lidar_backbone", "linear probe (labels)": PROBE}
+
+
+@dataclass
+class Study:
+    """A finished Optuna study of ``train.py -m sweeper=optuna``: its trials are the runs."""
+
+    objective: str  # the name train.py returned (selfsup/objective.py)
+    params: list[str]  # the swept config keys
+    trials: int  # trials the study ran (hydra.sweeper.n_trials), finished or failed
+    runs: dict[int, Mapping[str, Any]]  # trial number -> its finished run
+    values: dict[int, dict[str, Any]]  # trial number -> its values of the swept keys
+    best_value: float  # what the sweeper reported as the best objective value
+
+
+def load_study(root: Path, runs: Sequence[Mapping[str, Any]]) -> Study | None:
+    """The study under ``root`` (a sweep directory holding ``optimization_results.yaml``), or None.
+
+    Trial numbers are the run directories' names (``hydra.sweep.subdir``: the job number, which is
+    the trial number).
+    """
+    path = root / STUDY_RESULTS
+    if not path.is_file():
+        return None
+    summary = yaml.safe_load(path.read_text()) or {}
+    by_trial = {int(Path(r["run_dir"]).name): r for r in runs if Path(r["run_dir"]).name.isdigit()}
+    settings = {t: _settings(r) for t, r in by_trial.items()}
+    objectives = {str(c.get("objective")) for c in settings.values()}
+    params = list((summary.get("best_params") or {}).keys())
+    return Study(
+        objective=objectives.pop() if len(objectives) == 1 else "mixed",
+        params=params,
+        values={t: {k: c.get(k) for k in params} for t, c in settings.items()},
+        trials=_n_trials(root),
+        runs=by_trial,
+        best_value=float(summary.get("best_value", math.nan)),
+    )
+
+
+def _n_trials(root: Path) -> int:
+    """``hydra.sweeper.n_trials`` of the study (any trial's ``.hydra/hydra.yaml``); else its trial
+    directories (a trial refused before it ran leaves none)."""
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+    for d in dirs:
+        if (d / ".hydra" / "hydra.yaml").is_file():
+            n = ((yaml.safe_load((d / ".hydra" / "hydra.yaml").read_text()) or {}).get("hydra") or {}).get("sweeper")
+            if isinstance(n, dict) and isinstance(n.get("n_trials"), int):
+                return int(n["n_trials"])
+    return len(dirs)
+
+
+def best_trials(study: Study) -> dict[str, int]:
+    """For each way of choosing (:data:`CHOOSERS`): the trial it picks, the highest value of its metric."""
+    out = {}
+    for name, metric in CHOOSERS.items():
+        pool = {t: r for t, r in study.runs.items() if math.isfinite(r["metrics"].get(metric, math.nan))}
+        if pool:
+            out[name] = max(pool, key=lambda t: pool[t]["metrics"][metric])
+    return out
