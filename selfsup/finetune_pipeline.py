@@ -172,6 +172,7 @@ def _run(cfg: DictConfig, source: Source, dm: ImageDataModule, out_dir: Path) ->
     }
     atomic_write_json(out_dir / RESULTS, results)
     print(table(top))
+    print(f"\noutput directory: {out_dir}")
     return results
 
 
