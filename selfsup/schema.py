@@ -189,6 +189,41 @@ class RunSchema(SweepSchema):
     augment: AugmentSchema
 
 
+class FinetuneSchema(_Node):
+    """The keys of ``configs/finetune.yaml`` (``python finetune.py``; :mod:`selfsup.finetune`)."""
+
+    run: str
+    protocols: Annotated[list[Literal["probe", "linear", "finetune", "from_scratch"]], MinLen(1)]
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: Positive
+    backbone_lr_scale: Positive
+    weight_decay: NonNegative
+    warmup_epochs: NonNegative
+    label_smoothing: Annotated[float, Interval(ge=0, lt=1)]
+    crop_scale: AreaRange
+    flip_p: Probability
+    input_size: PositiveInt | None
+    normalize: Literal["source", "target"]
+    max_train_samples: PositiveInt | None
+    max_test_samples: PositiveInt | None
+    seed: NonNegativeInt
+    device: str
+    data: DataSchema
+
+
+def check_finetune_schema(cfg: DictConfig) -> None:
+    """:func:`check_schema` for ``configs/finetune.yaml``: :class:`FinetuneSchema`, then the
+    ``selfsup`` components in it (the data splits)."""
+    plain = {k: _resolved(cfg, k) for k in FinetuneSchema.model_fields if k in cfg}
+    try:
+        FinetuneSchema.model_validate(plain)
+    except ValidationError as e:
+        raise _config_error(cfg, "", e) from None
+    for key, node in _component_nodes(cfg, ""):
+        _check_component(cfg, key, node)
+
+
 def check_schema(cfg: DictConfig) -> None:
     """Raise a one-line :class:`ConfigError` for the first value of ``cfg`` its declared type refuses.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict, read_write
 
 from tests.conftest import ROOT, TINY, compose_cfg
 from tests.test_configs import resolve
@@ -42,6 +43,22 @@ def readme_commands() -> list[str]:
 
 def train_commands() -> list[str]:
     return [c for c in readme_commands() if c.startswith("python train.py")]
+
+
+def finetune_commands() -> list[str]:
+    return [c for c in readme_commands() if c.startswith("python finetune.py")]
+
+
+# A README finetune.py command, shortened: one epoch on small subsets (as tests/test_finetune.py).
+FINETUNE_SHORT = ["epochs=1", "warmup_epochs=0", "batch_size=32", "max_train_samples=64", "max_test_samples=64"]
+
+
+def _finetune_argv(cmd: str, run_dir: Path, out: Path, data_roots: dict[str, Path]) -> list[str]:
+    shortened = {a.split("=", 1)[0] for a in FINETUNE_SHORT}
+    args = [a.replace("RUN_DIR", str(run_dir)) for a in shlex.split(cmd)[2:] if a.split("=", 1)[0] not in shortened]
+    data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
+    roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
+    return [sys.executable, "finetune.py", *args, *FINETUNE_SHORT, *roots, f"hydra.run.dir={out}"]
 
 
 def sweep_points(args: list[str]) -> list[list[str]]:
@@ -107,6 +124,7 @@ def test_every_readme_command_is_handled() -> None:
             or cmd.startswith(
                 (
                     "python train.py",
+                    "python finetune.py",
                     "python scripts/linear_probe.py",
                     "python scripts/collect.py",
                     "python scripts/select_runs.py",
@@ -133,9 +151,31 @@ def test_readme_train_command_composes(cmd: str) -> None:
             GlobalHydra.instance().clear()
 
 
+@pytest.mark.parametrize("cmd", finetune_commands())
+def test_readme_finetune_command_composes(cmd: str) -> None:
+    """Each README `python finetune.py` command composes, resolves and passes the schema."""
+    from hydra import compose, initialize_config_dir
+
+    from selfsup.schema import check_finetune_schema
+    from tests.conftest import CONFIGS
+
+    args = [a.replace("RUN_DIR", "/tmp/selfsup-readme-run") for a in shlex.split(cmd)[2:]]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            cfg = compose(config_name="finetune", overrides=args, return_hydra_config=True)
+        with read_write(cfg), open_dict(cfg):
+            cfg.hydra.runtime.output_dir = "/tmp/selfsup-readme-finetune"
+        resolve(cfg)
+        check_finetune_schema(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 @pytest.mark.readme
 def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
     last_run: Path | None = None
+    digits_run: Path | None = None
     sweeps: dict[str, Path] = {}  # an unnamed sweep (multirun/DATE/TIME) -> where it ran here
     for i, cmd in enumerate(train_commands()):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
@@ -158,7 +198,16 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             if named is None:
                 sweeps["multirun/DATE/TIME"] = out
         last_run = finished[0]
-    assert last_run is not None
+        if digits_run is None and "name: digits" in (last_run / "config.yaml").read_text():
+            digits_run = last_run  # what the README's finetune.py commands start from
+    assert last_run is not None and digits_run is not None
+    for i, cmd in enumerate(finetune_commands()):
+        out = tmp_path / f"finetune{i}"
+        p = _run(_finetune_argv(cmd, digits_run, out, data_roots))
+        assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
+        results = json.loads((out / "finetune.json").read_text())
+        assert set(results["top1"]) == {"probe", "linear", "finetune", "from_scratch"}, results["top1"]
+        assert "| finetune |" in p.stdout, p.stdout
     for cmd in readme_commands():
         script = cmd.split()[1] if cmd.startswith("python scripts/") else None
         if script is None:
