@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -36,6 +39,36 @@ TINY = [
 ]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def load_script(relpath: str) -> ModuleType:
+    """A script of the repository (``train.py``, ``scripts/embed.py``) loaded as a module. A Hydra
+    app's task function is marked as defined in ``__main__``, so Hydra finds ``configs/`` next to
+    the file, as when the script is run."""
+    spec = importlib.util.spec_from_file_location(f"selfsup_script_{Path(relpath).stem}", ROOT / relpath)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(getattr(module, "main", None), "__wrapped__"):
+        module.main.__wrapped__.__module__ = "__main__"
+    return module
+
+
+def launch(main: Callable[[], object], argv: list[str], monkeypatch, capfd) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Run a Hydra app's ``main`` in this process with ``argv`` as the command line (no
+    HYDRA_FULL_ERROR): its exit status and everything it printed."""
+    monkeypatch.setattr(sys, "argv", ["app.py", *argv])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    GlobalHydra.instance().clear()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out = capfd.readouterr()
+    return code, out.out + out.err
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ runs, less the 8 s import per case); ``test_the_shell_sees_the_same`` runs a few
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 
 from tests import fake_data
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, launch, load_script
 from tests.test_train_options import run_dir_bytes
 
 Setup = Callable[[Path], list[str]]  # makes files in tmp_path; returns extra overrides
@@ -133,34 +131,9 @@ HYDRAS_OWN = {"loss.temprature", "loss/nope", "method/mocov9"}
 HYDRA_LINES = 25
 
 
-def _train_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("selfsup_train_entry", ROOT / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    # Hydra finds configs/ next to the file of a task function defined in __main__, as when run.
-    module.main.__wrapped__.__module__ = "__main__"
-    return module
-
-
 @pytest.fixture(scope="module")
 def train_main():  # type: ignore[no-untyped-def]
-    return _train_module().main
-
-
-def _launch(main, argv: list[str], monkeypatch, capfd) -> tuple[int, str]:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    GlobalHydra.instance().clear()
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out = capfd.readouterr()
-    return code, out.out + out.err
+    return load_script("train.py").main
 
 
 def test_there_are_at_least_30_cases() -> None:
@@ -174,7 +147,7 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(
     run_dir = tmp_path / "run"
     extra = setup(tmp_path)
     before = run_dir_bytes(run_dir) if run_dir.exists() else None
-    code, output = _launch(train_main, [*TINY, *overrides, *extra, f"hydra.run.dir={run_dir}"], monkeypatch, capfd)
+    code, output = launch(train_main, [*TINY, *overrides, *extra, f"hydra.run.dir={run_dir}"], monkeypatch, capfd)
     assert code != 0, output[-2000:]
     last = output.strip().splitlines()[-(HYDRA_LINES if named in HYDRAS_OWN else 1) :]
     assert any(named in line for line in last), f"{named!r} not in the last lines:\n" + "\n".join(last)

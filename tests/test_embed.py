@@ -3,7 +3,6 @@ features the final evaluation's probe saw; bad input is one line."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +15,9 @@ from PIL import Image
 from selfsup.build import build_datamodule, load_trained
 from selfsup.eval.features import extract_features
 from selfsup.pipeline import run
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
 QUIET = ("eval.baselines=[]", "eval.metrics.enabled=false")
-
-
-def _main():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("embed_script", ROOT / "scripts" / "embed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def _probe_features(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -44,7 +35,7 @@ def test_an_image_folder_embeds_to_the_probe_features(composed, data_roots, tmp_
     run(composed("data=imagefolder", f"data.path={folder}", "data.image_size=24", *QUIET), run_dir, "ntxent")
     want = _probe_features(run_dir)
 
-    main = _main()
+    main = load_script("scripts/embed.py").main
     assert (
         main([str(run_dir), "--images", str(folder / "val"), "--out", str(tmp_path / "e.parquet"), "--batch-size", "5"])
         == 0
@@ -73,7 +64,7 @@ def test_digits_written_as_png_embed_to_the_probe_features(composed, tmp_path: P
     for x, _, i in dm.val_dataloader().dataset:  # type: ignore[attr-defined]
         Image.fromarray(x[0].numpy(), mode="L").save(images / f"{i:04d}.png")
     assert (
-        _main()(
+        load_script("scripts/embed.py").main(
             [
                 str(run_dir / "checkpoints" / "last.ckpt"),
                 "--images",
@@ -91,7 +82,7 @@ def test_digits_written_as_png_embed_to_the_probe_features(composed, tmp_path: P
 def test_bad_input_is_one_line_and_skip_bad_leaves_the_file_out(composed, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"
     run(composed(*QUIET), run_dir, "ntxent")
-    main = _main()
+    main = load_script("scripts/embed.py").main
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     images = tmp_path / "images"

@@ -3,7 +3,6 @@ selfsup, with no missing or unexpected key, and gives the framework's features."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from selfsup.backbones import TimmBackbone
 from selfsup.build import load_trained
 from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
 from selfsup.pipeline import run
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
 # Runs in a fresh interpreter: timm and safetensors only.
 PLAIN_TIMM = r"""
@@ -80,18 +79,10 @@ def test_a_cifar_stem_encoder_round_trips_through_its_own_loader(tmp_path: Path)
     assert "cifar_stem=True" in (out / CARD).read_text()
 
 
-def _script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("export_script", ROOT / "scripts" / "export.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_the_script_exports_any_checkpoint_and_refuses_another_model(composed, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     cnn = tmp_path / "cnn"
     run(composed("eval.baselines=[]", "eval.metrics.enabled=false"), cnn, loss_choice="ntxent")
-    main = _script()
+    main = load_script("scripts/export.py").main
     assert main([str(cnn / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "again")]) == 0
     for name in (WEIGHTS, CONFIG):
         assert (tmp_path / "again" / name).read_bytes() == (cnn / "export" / name).read_bytes(), name

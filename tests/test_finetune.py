@@ -8,7 +8,6 @@ else the fake one of tests/fake_data.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from selfsup.data.fashion_mnist import DEBIAN_DIR
 from selfsup.finetune import PROTOCOLS, start_classifier
 from selfsup.finetune_pipeline import RESULTS
 from selfsup.pipeline import run
-from tests.conftest import ROOT, TINY, compose_cfg
+from tests.conftest import ROOT, TINY, compose_cfg, launch, load_script
 from tests.test_train_options import run_dir_bytes
 
 # A source run of seconds: TINY, two epochs, a narrow CNN.
@@ -51,27 +50,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def finetune_main():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("selfsup_finetune_entry", ROOT / "finetune.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main.__wrapped__.__module__ = "__main__"  # Hydra finds configs/ next to the file, as when run
-    return module.main
-
-
-def _launch(main, argv: list[str], monkeypatch, capfd) -> tuple[int, str]:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(sys, "argv", ["finetune.py", *argv])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    GlobalHydra.instance().clear()
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out = capfd.readouterr()
-    return code, out.out + out.err
+    return load_script("finetune.py").main
 
 
 def _encoder_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -90,7 +69,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_digits_to_digits(source: Path, finetune_main, tmp_path: Path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "a"
-    code, output = _launch(finetune_main, [f"run={source}", *SHORT, f"hydra.run.dir={out}"], monkeypatch, capfd)
+    code, output = launch(finetune_main, [f"run={source}", *SHORT, f"hydra.run.dir={out}"], monkeypatch, capfd)
     assert code == 0, output[-3000:]
     results = json.loads((out / RESULTS).read_text())
     assert set(results["top1"]) == set(PROTOCOLS)
@@ -108,7 +87,7 @@ def test_digits_to_digits(source: Path, finetune_main, tmp_path: Path, monkeypat
     assert not _same(scratch, tuned)
 
     again = tmp_path / "b"  # the same seed: the same numbers and weights
-    code, output = _launch(finetune_main, [f"run={source}", *SHORT, f"hydra.run.dir={again}"], monkeypatch, capfd)
+    code, output = launch(finetune_main, [f"run={source}", *SHORT, f"hydra.run.dir={again}"], monkeypatch, capfd)
     assert code == 0, output[-3000:]
     assert json.loads((again / RESULTS).read_text())["top1"] == results["top1"]
     for protocol in ("linear", "finetune", "from_scratch"):
@@ -118,7 +97,7 @@ def test_digits_to_digits(source: Path, finetune_main, tmp_path: Path, monkeypat
 def test_the_probe_is_the_runs_own(source: Path, finetune_main, tmp_path: Path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
     """On the run's own data, at its view size and normalisation, the probe row is the run's probe."""
     out = tmp_path / "probe"
-    code, output = _launch(
+    code, output = launch(
         finetune_main, [f"run={source}", "protocols=[probe]", f"hydra.run.dir={out}"], monkeypatch, capfd
     )
     assert code == 0, output[-3000:]
@@ -204,7 +183,7 @@ def test_bad_input_fails_in_one_line(
 ) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
     run_arg = [] if where is None else [f"run={where(tmp_path, source)}"]
-    code, output = _launch(finetune_main, [*run_arg, *overrides, f"hydra.run.dir={out}"], monkeypatch, capfd)
+    code, output = launch(finetune_main, [*run_arg, *overrides, f"hydra.run.dir={out}"], monkeypatch, capfd)
     assert code == 2, output[-3000:]
     last = output.strip().splitlines()[-1]
     assert last.startswith("error: ") and named in last, last
