@@ -215,21 +215,16 @@ class FinetuneSchema(_Node):
 def check_finetune_schema(cfg: DictConfig) -> None:
     """:func:`check_schema` for ``configs/finetune.yaml``: :class:`FinetuneSchema`, then the
     ``selfsup`` components in it (the data splits)."""
-    plain = {k: _resolved(cfg, k) for k in FinetuneSchema.model_fields if k in cfg}
-    try:
-        FinetuneSchema.model_validate(plain)
-    except ValidationError as e:
-        raise _config_error(cfg, "", e) from None
-    for key, node in _component_nodes(cfg, ""):
-        _check_component(cfg, key, node)
+    check_schema(cfg, FinetuneSchema)
 
 
-def check_schema(cfg: DictConfig) -> None:
+def check_schema(cfg: DictConfig, schema: type[_Node] | None = None) -> None:
     """Raise a one-line :class:`ConfigError` for the first value of ``cfg`` its declared type refuses.
 
-    Checks :class:`RunSchema`, then every ``selfsup`` component node against its signature.
+    Checks ``schema`` (:class:`RunSchema` unless given), then every ``selfsup`` component node
+    against its signature.
     """
-    _check(cfg, RunSchema)
+    _check(cfg, schema or RunSchema)
     for key, node in _component_nodes(cfg, ""):
         _check_component(cfg, key, node)
 
