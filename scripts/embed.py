@@ -46,12 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    import torch
     from omegaconf import DictConfig, OmegaConf
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from selfsup.build import load_trained
+    from selfsup.build import load_trained, resolve_device
     from selfsup.data.folder import FolderImageDataset
     from selfsup.errors import ConfigError, DataError, MissingFileError, user_errors_as_one_line
     from selfsup.eval.features import extract_features
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             ds.drop({p for p, _ in bad})
             if bad:
                 logging.warning("--skip-bad: %d of %d images left out", len(bad), len(bad) + len(ds))
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        device = resolve_device(args.device)
         module = load_trained(cfg, ckpt).to(device)
         loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.num_workers, shuffle=False)
         # disable=None: no bar when stderr is not a terminal (a log file, a SLURM job).
@@ -101,22 +100,20 @@ def write(out: Path, paths: list[str], emb: object) -> None:
     """``out`` (.parquet or .npy with a .paths.txt beside it), each file written whole."""
     import numpy as np
 
-    from selfsup.run_dir import atomic_write_text
+    from selfsup.run_dir import atomic_path, atomic_write_text
 
     emb = np.ascontiguousarray(emb, dtype=np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with atomic_path(out) as tmp:
+        if out.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        column = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1])
-        pq.write_table(pa.table({"path": pa.array(paths, pa.string()), "embedding": column}), tmp)
-    else:
-        with open(tmp, "wb") as f:
-            np.save(f, emb)
-        atomic_write_text(out.with_suffix(".paths.txt"), "".join(p + "\n" for p in paths))
-    tmp.replace(out)
+            column = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1])
+            pq.write_table(pa.table({"path": pa.array(paths, pa.string()), "embedding": column}), tmp)
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, emb)
+            atomic_write_text(out.with_suffix(".paths.txt"), "".join(p + "\n" for p in paths))
 
 
 if __name__ == "__main__":

@@ -186,6 +186,11 @@ def _instantiate_named(key: str, node: DictConfig, **kwargs: Any) -> Any:
 MODULE_TRAINER_KEYS = ("channels_last", "compile")
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto``: a CUDA GPU if there is one, else the CPU; otherwise the named device (``cuda:1``)."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     """``lightning.Trainer`` from ``cfg.trainer`` (less the module's keys) and ``kwargs``."""
     keys = [str(k) for k in cfg.trainer if k not in MODULE_TRAINER_KEYS]

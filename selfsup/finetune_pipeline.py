@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from selfsup.build import build_backbone, build_datamodule, eval_settings, load_trained
+from selfsup.build import build_backbone, build_datamodule, eval_settings, load_trained, resolve_device
 from selfsup.data import ImageDataModule
 from selfsup.errors import ConfigError
 from selfsup.eval.report import evaluate
@@ -32,7 +32,7 @@ from selfsup.finetune import (
     train_classifier,
 )
 from selfsup.methods import Method
-from selfsup.run_dir import atomic_write_json, git_revision, remove_if_only_hydra, trained_run
+from selfsup.run_dir import atomic_path, atomic_write_json, git_revision, remove_if_only_hydra, trained_run
 from selfsup.schema import check_finetune_schema, missing_keys
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,9 @@ def load_source(cfg: DictConfig) -> Source:
     return Source(run_dir, ckpt, src, load_trained(src, ckpt))
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _run(cfg: DictConfig, source: Source, dm: ImageDataModule, out_dir: Path) -> dict[str, Any]:
     src = source.cfg
-    device = _device(str(cfg.device))
+    device = resolve_device(str(cfg.device))
     size = int(cfg.input_size) if cfg.input_size is not None else int(src.augment.size)
     norm = src.augment if cfg.normalize == "source" else cfg.data
     mean, std = [float(v) for v in norm.mean], [float(v) for v in norm.std]
@@ -157,7 +151,8 @@ def _run(cfg: DictConfig, source: Source, dm: ImageDataModule, out_dir: Path) ->
         losses = train_classifier(model, protocol, train, inputs, schedule, int(cfg.seed), device)
         top[protocol] = top1(model, test_loader, inputs.prepare, device)
         details[protocol] = {"top1": top[protocol], "train_loss": losses, "seconds": time.perf_counter() - start}
-        _save(model.state_dict(), out_dir / f"{protocol}.pt")
+        with atomic_path(out_dir / f"{protocol}.pt") as tmp:
+            torch.save(model.state_dict(), tmp)
         log.info("%s: top-1 %.2f %%", protocol, top[protocol])
     results = {
         "source": {"run": str(source.run_dir), "checkpoint": str(source.ckpt), "data": str(src.data.name)},
@@ -174,10 +169,3 @@ def _run(cfg: DictConfig, source: Source, dm: ImageDataModule, out_dir: Path) ->
     print(table(top))
     print(f"\noutput directory: {out_dir}")
     return results
-
-
-def _save(state: dict[str, torch.Tensor], path: Path) -> None:
-    """``torch.save`` to a temporary name, then renamed: the file is whole or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)

@@ -14,6 +14,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from selfsup.run_dir import atomic_path
+
 TEMPERATURES = "temperatures.png"
 
 
@@ -57,8 +59,7 @@ def plot_temperatures(metrics_csv: Path, out: Path) -> bool:
     ax.legend(fontsize=7, ncol=2)
     ax.set_title("learned temperatures (quantiles)")
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(out)
     return True

@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 from scipy.stats import kendalltau
 
+from selfsup.objective import METRIC
+
 LABEL_FREE = ("rankme_backbone", "rankme_projector", "lidar_backbone", "lidar_projector")
 PROBE = "linear_top1"
 
@@ -82,7 +84,8 @@ def evaluate_selection(
 
 
 STUDY_RESULTS = "optimization_results.yaml"  # what Hydra's Optuna sweeper writes into the sweep directory
-CHOOSERS = {"rankme": "rankme_backbone", "lidar": "lidar_backbone", "linear probe (labels)": PROBE}
+# Each way a study's trial can be chosen: its name -> the results.json metric it maximises.
+CHOOSERS = {"rankme": METRIC["rankme"], "lidar": METRIC["lidar"], "linear probe (labels)": PROBE}
 
 
 @dataclass
