@@ -36,7 +36,9 @@ from selfsup.resume import (
     AtomicCheckpointIO,
     FiniteLoss,
     RNGState,
+    check_mid_epoch_resume,
     checkpoint_step,
+    mid_epoch_checkpoints,
     read_metrics,
     restore_metrics,
     resume_checkpoint,
@@ -73,6 +75,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         view_maker = build_view_maker(cfg)
         dm = build_datamodule(cfg, view_maker)
         dm.setup()  # reads the data now: a missing data set fails before anything is written
+        check_mid_epoch_resume(cfg.checkpoint_every_n_steps, dm)
         module = build_module(cfg, view_maker)
         stage_encoders(module.eval_encoder, list(cfg.eval.layers))  # eval.layers names stages it has
     except BaseException:
@@ -110,6 +113,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
         RNGState(cfg.seed),
         clock,
+        *mid_epoch_checkpoints(cfg.checkpoint_every_n_steps, run_dir / "checkpoints"),
         FiniteLoss(),
     ]
     if cfg.eval.online_probe:

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from selfsup.dist import rank, world_size
-from selfsup.errors import CheckpointError, LossNotFinite, MissingFileError
+from selfsup.errors import CheckpointError, ConfigError, LossNotFinite, MissingFileError
 
 LAST = "last.ckpt"
 
@@ -237,3 +238,34 @@ class FiniteLoss(L.Callback):
                 "a lower optim.optimizer.lr, gradient clipping (trainer.gradient_clip_val) or 32-bit "
                 "precision are the usual remedies"
             )
+
+
+def check_mid_epoch_resume(every_n_steps: int | None, dm: Any) -> None:
+    """``checkpoint_every_n_steps`` needs a training loader that saves its position (a
+    ``state_dict``, which Lightning stores in the checkpoint); one that cannot would repeat the
+    epoch's first batches after a resume, so it is refused before the run starts."""
+    if not every_n_steps:
+        return
+    loader = dm.train_dataloader()
+    if not (hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")):
+        raise ConfigError(
+            f"checkpoint_every_n_steps={every_n_steps}: the training loader of this data option cannot resume "
+            "mid-epoch (it would repeat the epoch's first batches); use data=shards, or "
+            "checkpoint_every_n_steps=null (last.ckpt after every epoch)"
+        )
+
+
+def mid_epoch_checkpoints(every_n_steps: int | None, dirpath: Path) -> list[ModelCheckpoint]:
+    """``last.ckpt`` every ``every_n_steps`` optimiser steps too (none when None); the per-epoch
+    one is the pipeline's. Both write the same file through :class:`AtomicCheckpointIO`."""
+    if not every_n_steps:
+        return []
+    return [
+        ModelCheckpoint(
+            dirpath=dirpath,
+            filename=Path(LAST).stem,
+            every_n_train_steps=every_n_steps,
+            save_top_k=1,
+            enable_version_counter=False,
+        )
+    ]

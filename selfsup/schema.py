@@ -182,6 +182,7 @@ class RunSchema(SweepSchema):
 
     seed: NonNegativeInt
     resume: str
+    checkpoint_every_n_steps: PositiveInt | None = None
     data: DataSchema
     optim: OptimSchema
     trainer: TrainerSchema

@@ -102,13 +102,16 @@ def composed(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 @pytest.fixture(scope="session")
 def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("data")
-    return {
+    roots = {
         "fashion_mnist": fake_data.make_fashion_mnist(base / "fmnist"),
         "cifar10": fake_data.make_cifar_pickles(base / "cifar10", 10),
         "cifar100": fake_data.make_cifar_pickles(base / "cifar100", 100, n_train=200, n_test=100),
         "stl10": fake_data.make_stl10(base / "stl10"),
         "imagefolder": fake_data.make_image_folder(base / "folder"),
     }
+    # data=shards: the image folder written by the README's scripts/make_shards.py
+    assert load_script("scripts/make_shards.py").main([str(roots["imagefolder"]), str(base / "shards")]) == 0
+    return {**roots, "shards": base / "shards"}
 
 
 def _slurm_idle() -> bool:

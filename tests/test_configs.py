@@ -17,7 +17,7 @@ from selfsup.schema import check_schema
 from tests.conftest import CONFIGS, compose_cfg
 
 # Values an option leaves required (`???`) on purpose, with the override a user must give.
-REQUIRED = {("data", "imagefolder"): ["data.path=/x"]}
+REQUIRED = {("data", "imagefolder"): ["data.path=/x"], ("data", "shards"): ["data.path=/x"]}
 # Set by Hydra's launcher when a job starts, not by composition (hydra.sweep.subdir reads job.num).
 JOB_VALUES = {"num": 0, "id": "0"}
 

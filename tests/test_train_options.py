@@ -22,6 +22,7 @@ NEEDS = {
     ("data", "cifar100"): ["data.root={cifar100}"],
     ("data", "stl10"): ["data.root={stl10}", "data.view.size=32"],
     ("data", "imagefolder"): ["data.path={imagefolder}", "data.image_size=32", "data.view.size=24"],
+    ("data", "shards"): ["data.path={shards}", "data.image_size=32", "data.view.size=24", "data.num_workers=0"],
     ("backbone", "timm"): ["backbone.cifar_stem=true"],
     ("logger", "wandb"): ["logger.wandb.offline=true"],
     # One CPU process here (two processes: tests/test_ddp.py); SyncBatchNorm needs GPUs.

@@ -18,6 +18,7 @@ from selfsup.augment.geometry import resized_crop, sample_crop_boxes
 from selfsup.augment.randaugment import RandAugment
 from selfsup.augment.random_fields import RandomFields
 from selfsup.augment.recipe import ViewRecipe, view_recipes
+from selfsup.augment.sample_crops import SampleCrops
 from selfsup.mix import Mix
 from selfsup.schema import AreaRange, NonNegative, NonNegativeInt, Positive, PositiveInt, Probability, Range
 
@@ -71,6 +72,13 @@ class ViewPipeline(nn.Module):
     std: Tensor
     #: Per-sample transform for the DataLoader (uint8 image -> views); None when views are batched.
     sample_transform: Callable[[Tensor], tuple[Tensor, ...]] | None = None
+
+    def full_resolution_transform(self) -> Callable[[Tensor], tuple[Tensor, ...]]:
+        """Per-sample transform of one decoded image at its own size (streamed data, ``data=shards``),
+        whose output this view maker's ``forward`` takes once collated. Here: every view, made
+        per sample (``sample_transform``); :class:`ViewMaker` only crops."""
+        assert self.sample_transform is not None, f"{type(self).__name__} has no per-sample transform"
+        return self.sample_transform
 
     def __init__(
         self,
@@ -168,16 +176,53 @@ class ViewMaker(ViewPipeline):
     random fields, RandAugment, colour jitter (random order per image), grayscale, Gaussian
     blur, solarize; then normalisation. Then the batch mix (CutMix, Mixup, ResizeMix) on one global view. Arguments: see
     :class:`ViewPipeline`.
+
+    Streamed images of varying size (``data=shards``) arrive already cropped: the DataLoader
+    workers ran :meth:`full_resolution_transform` (a :class:`~selfsup.augment.sample_crops.SampleCrops`
+    with these recipes' crop scales and ratios) on each full-resolution image, and ``forward``
+    then does the rest of every recipe, flip included.
     """
 
+    def full_resolution_transform(self) -> SampleCrops:
+        """The crops of every view of one full-resolution image, drawn per sample (see the class)."""
+        groups = [([(r.crop_scale, r.crop_ratio) for r in self.recipes], self.size)]
+        if self.local_views:
+            groups.append(
+                ([(self.local_recipe.crop_scale, self.local_recipe.crop_ratio)] * self.local_views, self.local_size)
+            )
+        return SampleCrops(groups)
+
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Views:
-        """uint8 (B, C, H, W) -> :class:`Views` (global views, then local crops)."""
+    def forward(self, x: Tensor | Sequence[Tensor]) -> Views:
+        """uint8 (B, C, H, W) -> :class:`Views` (global views, then local crops); or the collated
+        output of :meth:`full_resolution_transform`, one uint8 (B, V_g, C, S_g, S_g) per group."""
+        if not isinstance(x, Tensor):
+            return self._from_crops(x)
         xf = self._to_float(x)
         groups = [self._views(xf, self.recipes, self.size)]
         if self.local_views:
             groups.append(self._views(xf, [self.local_recipe] * self.local_views, self.local_size))
         return self._finish(groups, x.shape[0])
+
+    def _from_crops(self, crops: Sequence[Tensor]) -> Views:
+        expected = [(self.views, self.size)] + ([(self.local_views, self.local_size)] if self.local_views else [])
+        got = [(c.shape[1], c.shape[-1]) if c.ndim == 5 else None for c in crops]
+        if got != expected:
+            raise TypeError(
+                f"expected crops (views, side) {expected} per image from full_resolution_transform, got {got}"
+            )
+        recipes = [self.recipes, [self.local_recipe] * self.local_views]
+        groups = []
+        for c, rs in zip(crops, recipes, strict=False):
+            per_view = self._to_float(c).transpose(0, 1)  # (V_g, B, C, S, S)
+            groups.append(
+                self.normalize(
+                    torch.cat(
+                        [self._one_view(v, r, v.shape[-1], cropped=True) for v, r in zip(per_view, rs, strict=True)]
+                    )
+                )
+            )
+        return self._finish(groups, crops[0].shape[0])
 
     @torch.no_grad()
     def global_views(self, x: Tensor) -> Tensor:
@@ -194,11 +239,15 @@ class ViewMaker(ViewPipeline):
             raise TypeError(f"ViewMaker expects uint8 images, got {x.dtype}")
         return x.float() / 255.0
 
-    def _one_view(self, x: Tensor, r: ViewRecipe, size: int) -> Tensor:
+    def _one_view(self, x: Tensor, r: ViewRecipe, size: int, cropped: bool = False) -> Tensor:
+        """One view of every image in ``x``; ``cropped``: ``x`` holds the crops already (flip them only)."""
         b, _, h, w = x.shape
         dev = x.device
-        boxes = sample_crop_boxes(b, h, w, r.crop_scale, r.crop_ratio, dev)
-        x = resized_crop(x, boxes, size, flip=_coin(b, r.flip_p, dev))
+        if cropped:
+            x = torch.where(_coin(b, r.flip_p, dev).view(-1, 1, 1, 1), x.flip(-1), x)
+        else:
+            boxes = sample_crop_boxes(b, h, w, r.crop_scale, r.crop_ratio, dev)
+            x = resized_crop(x, boxes, size, flip=_coin(b, r.flip_p, dev))
         if self.random_fields is not None and r.random_fields:
             x = self.random_fields(x)
         if self.randaugment is not None and r.randaugment:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -38,6 +40,18 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
         return self.images[i], self.labels[i], i + self.index_offset
+
+
+@runtime_checkable
+class Streamed(Protocol):
+    """A training set that streams itself (``data=shards``): its own resumable loader, and a
+    per-sample ``sample_transform`` of each full-resolution image set by the data module."""
+
+    sample_transform: Callable[[Tensor], Any] | None
+    #: Images in the whole set (every rank's share); sample indices run from 0 to this - 1.
+    num_images: int
+
+    def loader(self, batch_size: int, num_workers: int, drop_last: bool) -> Iterable[Any]: ...
 
 
 @dataclass

@@ -49,7 +49,7 @@ HOW_TO = "data.on_bad_image=skip skips unreadable images, data.verify=true finds
 LISTED = 5  # unreadable files named in verify's error
 
 
-def _center_square(img: Image.Image, size: int) -> Image.Image:
+def center_square(img: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` and crop the centre square (so batches stack)."""
     w, h = img.size
     if (w, h) == (size, size):
@@ -61,7 +61,13 @@ def _center_square(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def _reason(e: BaseException) -> str:
+def square_tensor(img: Image.Image, size: int) -> Tensor:
+    """:func:`center_square` of a decoded image as a uint8 (C, size, size) tensor."""
+    x = torch.from_numpy(np.asarray(center_square(img, size)).copy())
+    return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)).contiguous()
+
+
+def decode_reason(e: BaseException) -> str:
     """PIL's complaint on one line, without the path it repeats."""
     if isinstance(e, UnidentifiedImageError):
         return "cannot identify image file"
@@ -79,7 +85,7 @@ def _check(path: str, mode: str) -> str | None:
     try:
         _decode(path, mode)
     except DECODE_ERRORS as e:
-        return _reason(e)
+        return decode_reason(e)
     return None
 
 
@@ -139,10 +145,7 @@ class FolderImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
         img, label = self._read(i)
-        arr = np.asarray(_center_square(img, self.size))
-        x = torch.from_numpy(arr.copy())
-        x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
-        return x.contiguous(), torch.tensor(label), i
+        return square_tensor(img, self.size), torch.tensor(label), i
 
     def _read(self, i: int) -> tuple[Image.Image, int]:
         """Sample ``i``'s image and label; with "skip", those of the next readable sample."""
@@ -155,13 +158,13 @@ class FolderImageDataset(Dataset):
                 return _decode(path, self.mode), label
             except DECODE_ERRORS as e:
                 if self.on_bad_image == "error":
-                    raise DataError(f"image {path} cannot be read ({_reason(e)}); {HOW_TO}") from e
+                    raise DataError(f"image {path} cannot be read ({decode_reason(e)}); {HOW_TO}") from e
                 self._skipped.add(path)
                 log.warning(
                     "data.on_bad_image=skip: skipping unreadable image %s (%s); %d skipped so far in this process"
                     " (data.verify=true drops them before training)",
                     path,
-                    _reason(e),
+                    decode_reason(e),
                     len(self._skipped),
                 )
         raise DataError(f"no readable image under {self.root}: all {n} files failed to decode")

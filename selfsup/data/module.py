@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from selfsup.data.base import ImageSplits
+from selfsup.data.base import ImageSplits, Streamed
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -23,6 +24,9 @@ class ImageDataModule(L.LightningDataModule):
         drop_last: drop the last incomplete training batch (keeps the negative count fixed).
         train_transform: per-sample transform of training images (``augment.backend=torchvision``
             makes its views here); None serves uint8 images and views are made on the device.
+        full_resolution_transform: per-sample transform of a streamed training set's images,
+            decoded at their own sizes (:class:`~selfsup.data.base.Streamed`, ``data=shards``):
+            the view maker's crops (or, with the torchvision backend, its views).
     """
 
     def __init__(
@@ -33,6 +37,7 @@ class ImageDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         drop_last: bool = True,
         train_transform: Callable[[torch.Tensor], object] | None = None,
+        full_resolution_transform: Callable[[torch.Tensor], object] | None = None,
     ) -> None:
         super().__init__()
         self._build = splits
@@ -41,6 +46,7 @@ class ImageDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.drop_last = drop_last
         self.train_transform = train_transform
+        self.full_resolution_transform = full_resolution_transform
         self.splits: ImageSplits | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -64,14 +70,24 @@ class ImageDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> Iterable[Any]:
         self.setup()
         assert self.splits is not None
+        if isinstance(self.splits.train, Streamed):
+            self.splits.train.sample_transform = self.full_resolution_transform
+            return self.splits.train.loader(self.batch_size, self.num_workers, self.drop_last)
         n = len(self.splits.train)  # type: ignore[arg-type]
         # With fewer images than one batch, drop_last would leave an empty epoch.
         drop = self.drop_last and n >= self.batch_size
         ds = self.splits.train if self.train_transform is None else Transformed(self.splits.train, self.train_transform)
         return self._loader(ds, min(self.batch_size, n), shuffle=True, drop_last=drop)
+
+    def train_size(self) -> int:
+        """Images in the training set (all ranks); per-image state (memory banks) has a row each."""
+        self.setup()
+        assert self.splits is not None
+        train = self.splits.train
+        return train.num_images if isinstance(train, Streamed) else len(train)  # type: ignore[arg-type]
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

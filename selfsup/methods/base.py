@@ -258,7 +258,7 @@ class Method(L.LightningModule):
             if hasattr(m, "resize_per_sample")
         ]
         if per_sample:
-            n = len(self.trainer.datamodule.train_dataloader().dataset)  # type: ignore[attr-defined]
+            n = self.trainer.datamodule.train_size()  # type: ignore[attr-defined]
             for resize in per_sample:
                 resize(n)
 
@@ -307,7 +307,24 @@ class Method(L.LightningModule):
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         # global_step counts the optimiser steps completed before this one: its 0-based index.
-        self.after_optimizer_step(self.trainer.global_step, int(self.trainer.estimated_stepping_batches))
+        self.after_optimizer_step(self.trainer.global_step, self.planned_steps())
+
+    def planned_steps(self) -> int:
+        """The run's optimiser steps, as ``trainer.estimated_stepping_batches`` counts them, but from
+        a loader of its own: that property builds Lightning's training loader before a checkpoint's
+        loader state is restored, and the state is then never loaded (Lightning issue #20550), so a
+        mid-epoch resume would restart the epoch's order. Counted once per run."""
+        if getattr(self, "_planned_steps", None) is None:
+            t = self.trainer
+            if t.max_epochs is None or t.max_epochs < 0:
+                self._planned_steps = int(t.max_steps)
+            else:
+                n = len(t.datamodule.train_dataloader())  # type: ignore[attr-defined]
+                limit = t.limit_train_batches
+                n = min(n, int(limit)) if isinstance(limit, int) else int(n * float(limit or 1.0))
+                steps = math.ceil(n / t.accumulate_grad_batches) * max(t.max_epochs, 1)
+                self._planned_steps = min(steps, t.max_steps) if t.max_steps != -1 else steps
+        return int(self._planned_steps)
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y, index = batch
@@ -338,7 +355,7 @@ class Method(L.LightningModule):
                 print(f"lr x {scale:.4g} for {batch} images per optimiser step: lr {opt.param_groups[0]['lr']:.4g}")
         if self._scheduler is None:
             return opt
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.planned_steps()
         per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
         sched = self._scheduler(opt, total_steps=total, steps_per_epoch=per_epoch)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

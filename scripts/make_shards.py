@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Write a data set as shards for ``data=shards`` (streamed, full resolution, beyond RAM).
+
+    python scripts/make_shards.py /data/imagenet shards/imagenet      # an image folder
+    python scripts/make_shards.py data=cifar10 shards/cifar10 data.root=data/cifar10
+
+An image folder is ``SOURCE/train/<class>/*`` and ``SOURCE/val/<class>/*`` (or ``test/``), the
+layout of ``data=imagefolder``: every file's bytes are stored as they are (a JPEG stays the same
+JPEG, at its full resolution and aspect ratio), in sorted path order, with its class (sorted
+folder names, as torchvision's ImageFolder). ``data=NAME`` shards one of the configured
+in-memory sets (cifar10, cifar100, stl10, fashion_mnist, digits; ``data.*`` overrides after OUT
+as for train.py): each image is stored as a lossless PNG, so it reads back pixel for pixel.
+
+OUT gets ``train/`` and ``val/`` (litdata chunks of ``--chunk-mb`` MB) and ``selfsup_shards.json``
+(classes, channels, counts). Everything is written under a temporary name beside OUT and renamed
+at the end: OUT is complete or absent. An existing OUT is refused (``--overwrite`` replaces it).
+Then: ``python train.py data=shards data.path=OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SPLITS = ("train", "val")
+
+
+def _folder_items(source: Path, channels: int) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
+    from selfsup.data.folder import FolderImageDataset
+    from selfsup.errors import MissingFileError
+
+    held_out = next((s for s in ("val", "test") if (source / s).is_dir()), None)
+    if not (source / "train").is_dir() or held_out is None:
+        raise MissingFileError(
+            f"image folder {source} needs {source}/train/<class>/ and {source}/val/<class>/ (or test/)"
+        )
+    train = FolderImageDataset(source / "train", size=1, channels=channels)
+    val = FolderImageDataset(source / held_out, size=1, channels=channels, classes=train.classes)
+
+    def items(ds: FolderImageDataset) -> Iterator[dict[str, Any]]:
+        with ThreadPoolExecutor(8) as pool:  # file reads overlap; order kept
+            contents = pool.map(lambda s: Path(s[0]).read_bytes(), ds.samples)
+            for i, ((path, label), data) in enumerate(zip(ds.samples, contents, strict=True)):
+                yield {"index": i, "label": label, "name": os.path.relpath(path, source), "image": data}
+
+    return {"train": items(train), "val": items(val)}, train.classes, {"train": len(train), "val": len(val)}
+
+
+def _config_items(
+    data: str, overrides: list[str]
+) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int], int]:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from PIL import Image
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    with initialize_config_dir(config_dir=str(root), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[data, *overrides])
+    splits = instantiate(cfg.data.splits)()
+
+    def items(ds: Any, split: str) -> Iterator[dict[str, Any]]:
+        for i in range(len(ds)):
+            image, label, _ = ds[i]
+            arr = image.numpy()
+            arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="PNG")
+            yield {"index": i, "label": int(label), "name": f"{split}/{i:07d}.png", "image": buf.getvalue()}
+
+    classes = [str(c) for c in range(splits.num_classes)]
+    return (
+        {"train": items(splits.train, "train"), "val": items(splits.test, "val")},
+        classes,
+        {"train": len(splits.train), "val": len(splits.test)},
+        int(cfg.data.channels),
+    )
+
+
+def _write(items: Iterable[dict[str, Any]], out: Path, chunk_bytes: int, total: int, split: str) -> None:
+    from litdata.streaming.writer import BinaryWriter
+    from tqdm import tqdm
+
+    writer = BinaryWriter(str(out), chunk_bytes=chunk_bytes)
+    for item in tqdm(items, total=total, desc=f"{split} -> {out}", unit="img", file=sys.stdout, disable=None):
+        writer[item["index"]] = item
+    writer.done()
+    writer.merge()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", help="an image folder (SOURCE/train/<class>/, SOURCE/val/<class>/) or data=NAME")
+    ap.add_argument("out", type=Path, help="the shard root to write")
+    ap.add_argument("overrides", nargs="*", help="data.* overrides for data=NAME (as for train.py)")
+    ap.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 1 grey or 3 RGB")
+    ap.add_argument("--chunk-mb", type=float, default=64.0, help="chunk file size in MB")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    args = ap.parse_args(argv)
+
+    from selfsup.data.shards import FORMAT, META
+    from selfsup.errors import ConfigError, user_errors_as_one_line
+
+    with user_errors_as_one_line():
+        if args.out.exists() and not args.overwrite:
+            raise ConfigError(f"{args.out} exists; choose another OUT or pass --overwrite")
+        if args.source.startswith("data="):
+            streams, classes, counts, channels = _config_items(args.source, args.overrides)
+        else:
+            if args.overrides:
+                raise ConfigError(f"overrides {args.overrides} apply to data=NAME only, not to an image folder")
+            streams, classes, counts = _folder_items(Path(args.source), args.channels)
+            channels = args.channels
+        partial = args.out.with_name(f".{args.out.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            for split in SPLITS:
+                _write(streams[split], partial / split, int(args.chunk_mb * 2**20), counts[split], split)
+            meta = {"format": FORMAT, "classes": classes, "channels": channels, "samples": counts}
+            meta["source"] = args.source
+            (partial / META).write_text(json.dumps(meta, indent=2) + "\n")
+            if args.out.exists():
+                shutil.rmtree(args.out)
+            partial.rename(args.out)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    print(f"wrote {counts['train']} + {counts['val']} images to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Images streamed from shards (``data=shards``): data sets larger than RAM, at full resolution.
+
+``scripts/make_shards.py`` writes a data set as chunk files of `litdata <https://github.com/Lightning-AI/litdata>`_
+(chosen over webdataset and mosaicml-streaming by the comparison in BENCHMARKS.md): every image
+keeps its original encoded bytes (a JPEG stays the same JPEG; in-memory sets such as CIFAR are
+stored as lossless PNG), so its full resolution and aspect ratio. Layout of a shard root::
+
+    ROOT/selfsup_shards.json   classes, channels, sample counts (written last: present = complete)
+    ROOT/train/                 litdata chunks + index.json
+    ROOT/val/                   the held-out split, the same way
+
+Training streams ``ROOT/train`` (:class:`ShardStream`): litdata assigns chunks to DDP ranks and
+DataLoader workers (each sample to exactly one rank per epoch), shuffles chunks and samples with
+a seed and the epoch, and its loader's ``state_dict`` records how far each worker got, so a run
+resumed from a mid-epoch checkpoint (``checkpoint_every_n_steps``) continues the same order with
+no sample repeated or skipped (Lightning saves the loader's state in the checkpoint). Each image
+is decoded at full resolution in the worker and cropped there to the view size by the view
+maker's :meth:`~selfsup.augment.views.ViewPipeline.full_resolution_transform`; only the small
+crops are batched and moved to the device. Memory does not grow with the data set: a worker
+holds a chunk or two and the batches in flight.
+
+Evaluation (probes, kNN, RankMe) reads both splits by index (:class:`ShardImages`): each image
+decoded and resized (shorter side) and centre-cropped to ``data.image_size``, pixel for pixel
+what ``data=imagefolder`` gives for the same files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from litdata import StreamingDataLoader, StreamingDataset
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.io import ImageReadMode, decode_image
+
+from selfsup.data.base import ImageSplits
+from selfsup.data.folder import DECODE_ERRORS, decode_reason, square_tensor
+from selfsup.errors import DataError, MissingFileError
+
+# litdata reports its cache settings at INFO on every dataset it opens: a dozen lines per run.
+logging.getLogger("litdata").setLevel(logging.WARNING)
+# Lightning warns that an IterableDataset with __len__ may be inaccurate with several workers;
+# litdata's __len__ is its per-rank count, which every worker split honours.
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
+
+META = "selfsup_shards.json"
+FORMAT = 1
+HOW_TO_WRITE = "write shards with `python scripts/make_shards.py SOURCE ROOT`"
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    """The shard root's description; a one-line error if ``root`` is not a complete shard root."""
+    path = Path(root) / META
+    if not path.is_file():
+        raise MissingFileError(f"data.path={root}: no {META} there (not a complete shard root); {HOW_TO_WRITE}")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: shard format {meta.get('format')!r}, this version reads {FORMAT}; {HOW_TO_WRITE}")
+    return meta
+
+
+def decode_full(data: bytes, channels: int, name: str) -> Tensor:
+    """An encoded image at full resolution: uint8 (C, H, W). JPEG, PNG, WEBP and GIF by
+    torchvision (libjpeg-turbo, libpng), anything else PIL reads by PIL."""
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    try:
+        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+    except RuntimeError:
+        pass  # a format torchvision does not decode (BMP, TIFF, ...), or a damaged file: PIL says which
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            arr = torch.from_numpy(np.asarray(img.convert("L" if channels == 1 else "RGB")).copy())
+    except DECODE_ERRORS as e:
+        raise DataError(f"image {name} in the shards cannot be read ({decode_reason(e)})") from e
+    return arr[None] if arr.ndim == 2 else arr.permute(2, 0, 1).contiguous()
+
+
+class ShardStream(StreamingDataset):
+    """The training split, streamed: items ``(transform(image), label, index)``.
+
+    Args:
+        root: a split's folder of chunks (``ROOT/train``).
+        channels: 1 (grey) or 3 (RGB).
+        seed: shuffles chunks and samples (with the epoch); the run's seed.
+        num_images: images in the split (the shard root's count).
+        transform: per-sample transform of the full-resolution uint8 (C, H, W) image; set by the
+            data module from the view maker (None: the decoded image itself).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        channels: int,
+        seed: int,
+        num_images: int,
+        transform: Callable[[Tensor], Any] | None = None,
+    ) -> None:
+        super().__init__(str(root), shuffle=True, seed=seed)
+        self.root = Path(root)
+        self.num_images = num_images
+        self.channels = channels
+        self.sample_transform = transform
+
+    def __getitem__(self, index: Any) -> tuple[Any, Tensor, int]:
+        item = super().__getitem__(index)
+        image = decode_full(item["image"], self.channels, f"{item['name']} ({self.root})")
+        out = self.sample_transform(image) if self.sample_transform is not None else image
+        return out, torch.tensor(item["label"]), item["index"]
+
+    def loader(self, batch_size: int, num_workers: int, drop_last: bool) -> StreamingDataLoader:
+        """litdata's loader over this split: resumable (``state_dict``), rank and worker aware."""
+        return StreamingDataLoader(
+            self,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            drop_last=drop_last,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=num_workers > 0,
+        )
+
+
+class ShardImages(Dataset):
+    """A split read by index for evaluation: ``(image (C, size, size) uint8, label, index)``,
+    resized (shorter side) and centre-cropped to ``size`` as ``data=imagefolder`` does.
+
+    Args:
+        root: a split's folder of chunks.
+        size: side of the square images.
+        channels: 1 or 3.
+    """
+
+    def __init__(self, root: str | Path, size: int, channels: int) -> None:
+        self.root = Path(root)
+        self.size, self.mode = size, "L" if channels == 1 else "RGB"
+        self._shards: StreamingDataset | None = None  # opened on first use, in the process that reads
+        self._len = len(self._open())
+        self._shards = None  # not carried into DataLoader workers
+
+    def _open(self) -> StreamingDataset:
+        if self._shards is None:
+            self._shards = StreamingDataset(str(self.root), shuffle=False)
+        return self._shards
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
+        item = self._open()[i]
+        try:
+            with Image.open(io.BytesIO(item["image"])) as img:
+                x = square_tensor(img.convert(self.mode), self.size)
+        except DECODE_ERRORS as e:
+            raise DataError(f"image {item['name']} in {self.root} cannot be read ({decode_reason(e)})") from e
+        return x, torch.tensor(item["label"]), int(item["index"])
+
+
+def shard_splits(path: str, image_size: int, channels: int, seed: int = 0) -> ImageSplits:
+    """``path/train`` streamed for pretraining; ``path/train`` and ``path/val`` by index for evaluation.
+
+    Args:
+        path: a shard root written by ``scripts/make_shards.py``.
+        image_size: side of the evaluation images (resize shorter side, centre crop).
+        channels: 1 or 3; must match the shards' ``channels``.
+        seed: the shuffle seed of the training stream.
+    """
+    meta = read_meta(path)
+    root = Path(path)
+    if int(meta["channels"]) != channels:
+        raise DataError(
+            f"data.channels={channels}, but the shards in {path} hold {meta['channels']}-channel images; "
+            f"set data.channels={meta['channels']}"
+        )
+    train = ShardStream(root / "train", channels, seed, num_images=int(meta["samples"]["train"]))
+    return ImageSplits(
+        train=train,
+        test=ShardImages(root / "val", image_size, channels),
+        num_classes=len(meta["classes"]),
+        probe_train=ShardImages(root / "train", image_size, channels),
+    )

@@ -1,0 +1,293 @@
+"""data=shards: written by scripts/make_shards.py, read back pixel for pixel, streamed by rank and
+worker, resumed mid-epoch after SIGKILL in the same order, in flat memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from litdata import StreamingDataset
+from PIL import Image
+
+from selfsup.augment.sample_crops import SampleCrops
+from selfsup.augment.views import ViewMaker
+from selfsup.data.digits import digits_splits
+from selfsup.data.folder import FolderImageDataset
+from selfsup.data.shards import META, decode_full, shard_splits
+from selfsup.errors import DataError, MissingFileError
+from tests.conftest import ROOT, free_port, load_script
+
+make_shards = load_script("scripts/make_shards.py")
+# The digits' settings, for shards written from data=digits
+DIGITS = ["data.channels=1", "data.image_size=8", "data.mean=[0.3053]", "data.std=[0.3759]"]
+DIGITS.append("augment/preset@data.view=px8")
+
+
+@pytest.fixture(scope="module")
+def digit_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shards") / "digits"
+    assert make_shards.main(["data=digits", str(out), "--chunk-mb", "0.05"]) == 0
+    return out
+
+
+def _jpeg_folder(root: Path, per_class: int = 6) -> Path:
+    """JPEGs of varying size and aspect ratio, and a PNG, in class folders."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                h, w = (int(v) for v in rng.integers(20, 90, 2))
+                img = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+                img.save(root / split / c / f"{i}.jpg", quality=85)
+        img.save(root / split / "dog" / "extra.png")
+    return root
+
+
+def test_image_folder_shards_keep_every_file_and_read_back_as_the_folder_does(tmp_path: Path) -> None:
+    src = _jpeg_folder(tmp_path / "images")
+    out = tmp_path / "shards"
+    assert make_shards.main([str(src), str(out)]) == 0
+    meta = json.loads((out / META).read_text())
+    assert meta["classes"] == ["cat", "dog"] and meta["samples"] == {"train": 13, "val": 13}
+    for split in ("train", "val"):
+        folder = FolderImageDataset(src / split, size=32)
+        stored = StreamingDataset(str(out / split))
+        assert len(stored) == len(folder)
+        for i, (path, label) in enumerate(folder.samples):
+            item = stored[i]
+            # the original bytes: the same JPEG at its own size and aspect ratio
+            assert item["image"] == Path(path).read_bytes() and item["label"] == label and item["index"] == i
+            assert item["name"] == os.path.relpath(path, src)
+    splits = shard_splits(str(out), image_size=32, channels=3)
+    folder_val = FolderImageDataset(src / "val", size=32)
+    for i in range(len(folder_val)):  # evaluation images: pixel for pixel data=imagefolder's
+        a, b = splits.test[i], folder_val[i]
+        assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+    # training images are decoded at full resolution: the file's own pixels, its own size
+    path = folder_val.samples[0][0]
+    full = decode_full(Path(path).read_bytes(), 3, path)
+    assert torch.equal(full, torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1))
+
+
+def test_in_memory_sets_round_trip_pixel_exact(digit_shards: Path) -> None:
+    ref = digits_splits()
+    splits = shard_splits(str(digit_shards), image_size=8, channels=1)
+    assert splits.num_classes == ref.num_classes and splits.train.num_images == len(ref.train)
+    for mine, theirs in ((splits.probe_train, ref.train), (splits.test, ref.test)):
+        assert len(mine) == len(theirs)
+        for i in range(len(theirs)):
+            a, b = mine[i], theirs[i]
+            assert torch.equal(a[0], b[0]) and int(a[1]) == int(b[1]) and a[2] == b[2]
+
+
+def test_crops_are_drawn_on_the_full_image_and_the_rest_runs_batched() -> None:
+    image = torch.arange(3 * 40 * 60, dtype=torch.int64).remainder(251).to(torch.uint8).view(3, 40, 60)
+    crops = SampleCrops([([((0.5, 1.0), (0.75, 1.33))] * 2, 16), ([((0.05, 0.2), (1.0, 1.0))] * 3, 8)])(image)
+    assert [tuple(c.shape) for c in crops] == [(2, 3, 16, 16), (3, 3, 8, 8)] and crops[0].dtype == torch.uint8
+    # the whole image as the crop, at its own size: the crop is the image itself
+    whole = SampleCrops([([((1.0, 1.0), (1.0, 1.0))], 40)])
+    square = image[:, :, :40].contiguous()
+    assert torch.equal(whole(square)[0][0], square)
+    # ViewMaker: crops in, the rest of the recipe on the batch (no jitter etc. here: flip only)
+    vm = ViewMaker(views=2, size=16, flip_p=0.0, jitter_p=0.0, grayscale_p=0.0, mean=[0.5] * 3, std=[0.5] * 3)
+    tf = vm.full_resolution_transform()
+    batch = [torch.stack(g) for g in zip(*[tf(image), tf(image.flip(-1))], strict=True)]  # (B=2, V, C, S, S)
+    views = vm(batch)
+    assert views.count == 2 and [tuple(g.shape) for g in views.groups] == [(4, 3, 16, 16)]
+    expected = torch.cat([batch[0][:, v] for v in range(2)]).float() / 255  # view-major
+    torch.testing.assert_close(views.groups[0], (expected - 0.5) / 0.5)
+    with pytest.raises(TypeError, match="expected crops"):
+        vm([batch[0][:, :1]])
+
+
+def _ddp_worker(rank: int, port: int, root: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        seen = {}
+        for drop_last in (False, True):
+            train = shard_splits(root, image_size=8, channels=1, seed=3).train
+            loader = train.loader(batch_size=16, num_workers=2, drop_last=drop_last)
+            seen[str(drop_last)] = [[[int(i) for i in batch[2]] for batch in loader] for _ in range(2)]
+        Path(out, f"rank{rank}.json").write_text(json.dumps(seen))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+def test_ddp_ranks_and_workers_see_disjoint_samples_covering_the_set_each_epoch(
+    digit_shards: Path, tmp_path: Path
+) -> None:
+    mp.spawn(_ddp_worker, args=(free_port(), str(digit_shards), str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    n = 1347
+    for epoch in range(2):
+        # Every batch kept: each image on exactly one rank (and one of its two workers) per epoch.
+        a, b = ([i for batch in r["False"][epoch] for i in batch] for r in ranks)
+        assert len(set(a)) == len(a) and len(set(b)) == len(b) and not set(a) & set(b)
+        assert sorted(a + b) == list(range(n))
+        # Training (drop_last): each worker drops its incomplete last batch; the ranks take as many
+        # steps (DDP needs that), still disjoint, losing fewer than ranks x workers x batch images.
+        a, b = (r["True"][epoch] for r in ranks)
+        assert len(a) == len(b) and all(len(batch) == 16 for batch in a + b)
+        flat_a, flat_b = ([i for batch in r for i in batch] for r in (a, b))
+        assert not set(flat_a) & set(flat_b) and len(set(flat_a + flat_b)) == len(flat_a + flat_b) > n - 2 * 2 * 16
+    assert ranks[0]["False"][0] != ranks[0]["False"][1]  # reshuffled each epoch
+
+
+RECORDER = textwrap.dedent(
+    """
+    import json, os, time
+    from hydra.experimental.callback import Callback
+
+    class RecordOrder(Callback):
+        '''Test instrument: appends (step, indices) of every training batch to `path`.'''
+
+        def __init__(self, path, delay=0.0):
+            self.path, self.delay = path, delay
+
+        def on_job_start(self, config, **kwargs):
+            from selfsup.methods.base import Method
+
+            step = Method.training_step
+            path, delay = self.path, self.delay
+
+            def training_step(module, batch, batch_idx):
+                with open(path, "a") as f:
+                    f.write(json.dumps([module.global_step, batch[2].tolist()]) + "\\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                time.sleep(delay)
+                return step(module, batch, batch_idx)
+
+            Method.training_step = training_step
+    """
+)
+
+
+def _train(run_dir: Path, shards: Path, log: Path, delay: float) -> list[str]:
+    return [
+        sys.executable, "train.py", "data=shards", f"data.path={shards}", *DIGITS, "data.batch_size=64",
+        "data.num_workers=2", "trainer.max_epochs=2", "checkpoint_every_n_steps=1", "eval.baselines=[]",
+        "eval.probe_Cs=[1.0]", "eval.metrics.enabled=false", "eval.online_probe=false", f"hydra.run.dir={run_dir}",
+        "+hydra.callbacks.record._target_=shard_order_recorder.RecordOrder", f"+hydra.callbacks.record.path={log}",
+        f"+hydra.callbacks.record.delay={delay}",
+    ]  # fmt: skip
+
+
+def _steps(log: Path) -> list[tuple[int, list[int]]]:
+    return [tuple(json.loads(line)) for line in log.read_text().splitlines()]  # type: ignore[misc]
+
+
+def test_a_run_sigkilled_mid_epoch_resumes_the_same_order(digit_shards: Path, tmp_path: Path) -> None:
+    (tmp_path / "shard_order_recorder.py").write_text(RECORDER)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
+    run_dir, log = tmp_path / "run", tmp_path / "order.jsonl"
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(_train(run_dir, digit_shards, log, 0.15), cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.is_file() and torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    killed = [s for s in _steps(log) if s[0] < at_kill]  # what ran after the checkpoint is lost, and redone
+    assert 0 < at_kill < 1347 // 64, f"killed at step {at_kill}: not mid-way through the first epoch"
+    log.unlink()
+    done = subprocess.run(_train(run_dir, digit_shards, log, 0.0), cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from" in done.stdout
+    resumed = _steps(log)
+    assert resumed[0][0] == at_kill
+
+    # The order of the uninterrupted run: the same loader, iterated for two epochs.
+    train = shard_splits(str(digit_shards), image_size=8, channels=1, seed=0).train
+    loader = train.loader(batch_size=64, num_workers=2, drop_last=True)
+    reference = [[int(i) for i in batch[2]] for _ in range(2) for batch in loader]
+    per_epoch = len(loader)
+    assert len(reference) == 2 * per_epoch and all(len(ids) == 64 for ids in reference)
+    assert [ids for _, ids in killed + resumed] == reference
+    assert [s for s, _ in killed + resumed] == list(range(len(reference)))
+    for epoch in range(2):
+        seen = [i for ids in reference[epoch * per_epoch : (epoch + 1) * per_epoch] for i in ids]
+        assert len(seen) == len(set(seen))  # nothing twice within an epoch
+
+
+STREAM_UNDER_A_CAP = textwrap.dedent(
+    """
+    import resource, sys
+    import torch
+    torch.set_num_threads(1)
+    from selfsup.augment.views import ViewMaker
+    from selfsup.data.shards import shard_splits
+
+    root, headroom = sys.argv[1], int(sys.argv[2])
+    train = shard_splits(root, image_size=64, channels=3).train
+    train.sample_transform = ViewMaker(size=32).full_resolution_transform()
+    next(iter(train.loader(batch_size=8, num_workers=0, drop_last=False)))  # libraries loaded on first use
+    loader = train.loader(batch_size=8, num_workers=0, drop_last=False)
+    def vm_bytes():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * resource.getpagesize()
+    cap = vm_bytes() + headroom
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    seen = sum(len(b[2]) for b in loader)
+    try:
+        hoard = bytearray(int(sys.argv[3]))  # the whole data set in memory would not fit
+        print("fits", seen)
+    except MemoryError:
+        print("streamed", seen)
+    """
+)
+
+
+def test_memory_stays_flat_streaming_a_set_larger_than_the_memory_cap(tmp_path: Path) -> None:
+    src = tmp_path / "big"
+    rng = np.random.default_rng(0)
+    count = 160
+    for split in ("train", "val"):
+        (src / split / "noise").mkdir(parents=True)
+    for i in range(count):  # ~0.75 MB each as uncompressed PNG: 120 MB of image files
+        Image.fromarray(rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)).save(
+            src / "train" / "noise" / f"{i}.png", compress_level=0
+        )
+    Image.new("RGB", (8, 8)).save(src / "val" / "noise" / "0.png")
+    assert make_shards.main([str(src), str(tmp_path / "shards"), "--chunk-mb", "4"]) == 0
+    size = sum(p.stat().st_size for p in (tmp_path / "shards" / "train").glob("*.bin"))
+    headroom = 80 * 2**20
+    assert size > 1.4 * headroom
+    script = tmp_path / "cap.py"
+    script.write_text(STREAM_UNDER_A_CAP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "shards"), str(headroom), str(size)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split() == ["streamed", str(count)]
+
+
+def test_bad_shard_roots_are_one_line_errors(tmp_path: Path, digit_shards: Path) -> None:
+    with pytest.raises(MissingFileError, match=r"data.path=.*no selfsup_shards.json.*make_shards.py"):
+        shard_splits(str(tmp_path), image_size=8, channels=1)
+    with pytest.raises(DataError, match=r"data.channels=3.*hold 1-channel images; set data.channels=1"):
+        shard_splits(str(digit_shards), image_size=8, channels=3)
+    with pytest.raises(DataError, match="cannot be read"):
+        decode_full(b"not an image", 3, "x.jpg")
+    assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # the cap stayed in its process
