@@ -4,6 +4,7 @@
     python scripts/bench_train.py ddp [--steps N] [--batch B]   # CPU: 1 process vs 2 gloo processes
     python scripts/bench_train.py gpu [--steps N] [--batch B]   # one GPU: 32, bf16, bf16+channels_last+compile
     python scripts/bench_train.py methods [--steps N] [--batch B]   # CPU: every method's step vs SimCLR's
+    python scripts/bench_train.py layout [--steps N] [--batch B]    # CPU: forward_layout joint vs per_view
 
 Every row trains ResNet-18 (timm, CIFAR stem) on 32 px SimCLR views of the bundled digits
 (upsampled crops, so no download), NT-Xent, through ``lightning.Trainer.fit`` with
@@ -174,14 +175,44 @@ def bench_methods(batch: int, steps: int, warmup: int) -> list[str]:
     return lines
 
 
+#: The methods ``layout`` times: SimCLR (one encoder) and BYOL (with a momentum teacher's forward).
+LAYOUT_METHODS = ("simclr", "byol")
+
+
+def bench_layout(batch: int, steps: int, warmup: int) -> list[str]:
+    """``method.module.forward_layout=joint`` (one forward of the 2B views) against ``per_view`` (two
+    forwards of B) for each method of :data:`LAYOUT_METHODS`, the same batch, one process on the CPU
+    with the threads torch picks. Only the batch-norm statistics differ between the two, not the work.
+    """
+    base = {"accelerator": "cpu", "devices": 1}
+    threads = torch.get_num_threads()
+    lines = [
+        f"| method | layout | s/step | images/s | per_view vs joint |  (batch {batch}, {threads} threads)",
+        "|---|---|---:|---:|---:|",
+    ]
+    for method in LAYOUT_METHODS:
+        times = {
+            layout: _fit(
+                [f"method={method}", f"data.batch_size={batch}", f"method.module.forward_layout={layout}"],
+                base,
+                steps,
+                warmup,
+            )
+            for layout in ("joint", "per_view")
+        }
+        for layout, s in times.items():
+            lines.append(f"| {method} | {layout} | {s:.3f} | {batch / s:,.0f} | {s / times['joint']:.2f}x |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ddp", "gpu", "methods"])
+    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout"])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
     ap.add_argument("--batch", type=int, default=64, help="images per process per step")
     args = ap.parse_args(argv)
-    bench = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods}[args.what]
+    bench = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods, "layout": bench_layout}[args.what]
     lines = bench(args.batch, args.steps, args.warmup)
     print("\n".join(lines))
     return 0

@@ -49,3 +49,12 @@ def gather_cat(x: Tensor) -> Tensor:
     parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
+
+
+def shared_permutations(rows: int, n: int, device: torch.device) -> Tensor:
+    """(rows, n): ``rows`` random permutations of ``range(n)``, the same on every rank (rank 0's,
+    broadcast), as MoCo's shuffle BN draws its shuffle (He et al. 2020, ``_batch_shuffle_ddp``)."""
+    perms = torch.stack([torch.randperm(n) for _ in range(rows)]).to(device)
+    if world_size() > 1:
+        dist.broadcast(perms, src=0)
+    return perms

@@ -73,6 +73,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("temperature-zero", ["loss.temperature=0"], _nothing, "loss.temperature=0: must be greater than 0"),
     ("tau-plus", ["loss=hcl", "loss.tau_plus=1.0"], _nothing, "loss.tau_plus=1.0: must be less than 1"),
     ("queue-negative", ["method=moco", "method.module.queue_size=-5"], _nothing, "method.module.queue_size=-5"),
+    ("forward-layout", ["method.module.forward_layout=both"], _nothing, "method.module.forward_layout='both'"),
     ("momentum-above-one", ["method=byol", "method.module.base_momentum=1.5"], _nothing, "base_momentum=1.5"),
     ("epochs-zero", ["trainer.max_epochs=0"], _nothing, "trainer.max_epochs=0: must be greater than 0"),
     ("precision", ["trainer.precision=17"], _nothing, "trainer.precision=17: must be"),

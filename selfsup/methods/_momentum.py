@@ -77,9 +77,10 @@ class TeacherMethod(Method):
 
     @torch.no_grad()
     def teach(self, views: Views) -> tuple[Tensor, Tensor]:
-        """The teacher's features (V*B, F) and embeddings (V*B, D) of the views, without gradient."""
+        """The teacher's features (V*B, F) and embeddings (V*B, D) of the views, without gradient,
+        in the method's forward layout (:meth:`~selfsup.methods.base.Method.by_view`)."""
         h = self.encode(views, self.momentum_teacher.backbone)
-        return h, self.momentum_teacher.head(h)
+        return h, self.by_view(self.momentum_teacher.head, h, views.count)
 
     def for_eval(self, h: Tensor, z: Tensor, ht: Tensor, zt: Tensor) -> tuple[Tensor, Tensor]:
         """The features and embeddings of the encoder ``eval_with`` names."""

@@ -20,6 +20,12 @@ views in, loss and features out. Everything else is here, once:
   and submodules, so it is in the checkpoint's ``state_dict`` and restored exactly on resume.
   Buffers whose size depends on the data are allocated in :meth:`Method.setup`, which runs
   before Lightning loads a checkpoint.
+- **Forward layout.** ``method.module.forward_layout`` (:meth:`Method.by_view`): ``joint``
+  forwards all V×B views of a size through the backbone, and all V×B features through the head
+  and predictor, in one pass, so batch norm normalises over every view together (SimCLR's
+  official TF code); ``per_view`` forwards each view's B images alone, so batch norm's
+  statistics are per view (the official code of MoCo, BYOL, SimSiam, Barlow Twins, VICReg).
+  Outputs are the same tensors in the same view-major order either way.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ TRAIN_OUTPUTS = ("loss", "h", "z", "labels")
 # (B, F), embeddings (B, D), labels (B,) and the sample index in the held-out split (B,).
 VAL_OUTPUTS = ("h", "z", "labels", "index")
 EVAL_WITH = ("online", "teacher")
+FORWARD_LAYOUTS = ("joint", "per_view")
 
 
 def require_outputs(outputs: Any, keys: Iterable[str], reader: str) -> Mapping[str, Tensor]:
@@ -104,6 +111,16 @@ class Method(L.LightningModule):
             partial of ``MLPHead``; BYOL, SimSiam, MoCo v3, NNCLR), trained with the rest; None: none.
         predictor_lr: the predictor's lr as a multiple of the others' (its schedule is theirs).
             BYOL (Grill et al. 2020, sec. 5) keeps the predictor near-optimal with 10x.
+        forward_layout: how the views go through the backbone, the head and the predictor
+            (the momentum teacher's too), which is what batch norm normalises over. ``joint``
+            (the default): one pass over all V_g×B views of each size (and over all V×B features
+            in the head), so BN statistics are over every view at once, as SimCLR's official TF
+            code, which concatenates the views into one batch (Chen et al. 2020). ``per_view``:
+            one pass per view of B images, BN statistics per view, as the official code of most
+            methods (MoCo, BYOL, SimSiam, Barlow Twins, VICReg forward each view separately).
+            With ``trainer.sync_batchnorm`` (on in ``trainer=ddp``) the statistics are over the
+            global batch: of all views (joint) or of each view (per_view). Without batch norm,
+            or in eval mode, the layouts give the same outputs.
     """
 
     #: Multi-crop's small local views are used by this method (False: it refuses them).
@@ -128,10 +145,15 @@ class Method(L.LightningModule):
         eval_with: Literal["online", "teacher"] = "online",
         predictor: Callable[..., nn.Module] | None = None,
         predictor_lr: Positive = 1.0,
+        forward_layout: Literal["joint", "per_view"] = "joint",
     ) -> None:
         super().__init__()
         if eval_with not in EVAL_WITH:
             raise ValueError(f"method.module.eval_with={eval_with!r}; expected one of {list(EVAL_WITH)}")
+        if forward_layout not in FORWARD_LAYOUTS:
+            raise ValueError(
+                f"method.module.forward_layout={forward_layout!r}; expected one of {list(FORWARD_LAYOUTS)}"
+            )
         if not self.local_views_ok and int(getattr(view_maker, "local_views", 0) or 0):
             raise ValueError(
                 f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop is for simclr)"
@@ -175,6 +197,7 @@ class Method(L.LightningModule):
         self.eval_with = eval_with
         self.predictor: nn.Module | None = predictor(in_dim=self.head_dim) if predictor is not None else None
         self.predictor_lr = predictor_lr
+        self.forward_layout = forward_layout
 
     # --- what a method implements --------------------------------------------------------------
 
@@ -191,8 +214,8 @@ class Method(L.LightningModule):
             The scalar loss, and the eval encoder's features (V*B, F) and the eval head's
             embeddings (V*B, D) of the views, for the callbacks (detached here).
         """
-        h = self.encode(views)  # (V*B, F), one forward per view size
-        z = self.head(h)  # (V*B, D)
+        h = self.encode(views)  # (V*B, F)
+        z = self.by_view(self.head, h, views.count)  # (V*B, D)
         extra: dict[str, Any] = {"mix": views.mix} if views.mix is not None else {}
         if "index" in self.loss_takes:
             extra["index"] = index
@@ -274,10 +297,23 @@ class Method(L.LightningModule):
     def layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def by_view(self, net: Callable[[Tensor], Tensor], x: Tensor, count: int) -> Tensor:
+        """``net`` applied to a view-major batch ``x`` of ``count`` views of B rows each, in the
+        forward layout: one call on all count×B rows (``joint``), or one call per view's B rows
+        (``per_view``), the outputs concatenated in the same order. Row i of the output is
+        ``net``'s output for row i of ``x`` either way; only what batch norm sees differs."""
+        if self.forward_layout == "joint" or count == 1:
+            return net(x)
+        if x.shape[0] % count:
+            raise ValueError(f"{x.shape[0]} rows are not {count} views of equal size")
+        return torch.cat([net(v) for v in x.split(x.shape[0] // count)])
+
     def encode(self, views: Views, backbone: nn.Module | None = None) -> Tensor:
-        """(V*B, F) features of every view, view-major, one forward per view size."""
+        """(V*B, F) features of every view, view-major: one forward per view size (``joint``) or
+        per view (``per_view``), :meth:`by_view`."""
         net = self.backbone if backbone is None else backbone
-        return torch.cat([net(self.layout(g)) for g in views.groups])
+        b = sum(g.shape[0] for g in views.groups) // views.count  # B, the images in the batch
+        return torch.cat([self.by_view(net, self.layout(g), g.shape[0] // b) for g in views.groups])
 
     def criterion(self, *args: Any, **kwargs: Any) -> Tensor:
         """``self.loss_fn`` outside autocast, its tensor arguments in float32 at least."""

@@ -22,7 +22,7 @@ class BYOL(TeacherMethod):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         assert self.predictor is not None  # needs_predictor
         h = self.encode(views)
-        z = self.head(h)
+        z = self.by_view(self.head, h, views.count)
         ht, zt = self.teach(views)
-        loss = self.criterion(self.predictor(z), zt, views=views.count)
+        loss = self.criterion(self.by_view(self.predictor, z, views.count), zt, views=views.count)
         return loss, *self.for_eval(h, z, ht, zt)

@@ -24,8 +24,8 @@ class MoCoV3(TeacherMethod):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         assert self.predictor is not None  # needs_predictor
         h = self.encode(views)
-        z = self.head(h)
+        z = self.by_view(self.head, h, views.count)
         hk, k = self.teach(views)
-        q = self.predictor(z)
+        q = self.by_view(self.predictor, z, views.count)
         loss = self.criterion(q, views=views.count, mix=views.mix, keys=k, batch_negatives="other_views")
         return loss, *self.for_eval(h, z, hk, k)

@@ -39,8 +39,8 @@ class NNCLR(Method):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         assert self.predictor is not None  # needs_predictor
         h = self.encode(views)
-        z = self.head(h)  # (V*B, D)
-        p = self.predictor(z)
+        z = self.by_view(self.head, h, views.count)  # (V*B, D)
+        p = self.by_view(self.predictor, z, views.count)
         anchors = self.support.nearest(z)  # (V*B, D), no gradient
         loss = self.criterion(anchors, views=views.count, keys=p, batch_negatives="other_views")
         self.support.enqueue(z[: index.shape[0]])  # the first view's projections, after the lookup

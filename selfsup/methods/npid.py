@@ -44,7 +44,7 @@ class NPID(Method):
 
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h = self.encode(views)
-        z = self.head(h)  # (V*B, D)
+        z = self.by_view(self.head, h, views.count)  # (V*B, D)
         size = self.bank.rows.shape[0]
         if int(index.max()) >= size:
             raise ValueError(f"sample index {int(index.max())} outside the memory bank of {size} training images")

@@ -21,5 +21,5 @@ class SimSiam(Method):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         assert self.predictor is not None  # needs_predictor
         h = self.encode(views)
-        z = self.head(h)
-        return self.criterion(self.predictor(z), z.detach(), views=views.count), h, z
+        z = self.by_view(self.head, h, views.count)
+        return self.criterion(self.by_view(self.predictor, z, views.count), z.detach(), views=views.count), h, z

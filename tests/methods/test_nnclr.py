@@ -37,9 +37,10 @@ def test_objective_is_infonce_from_the_neighbours_and_enqueues_the_first_view(co
     views = dataclasses.replace(views, groups=[g.double() for g in views.groups])
     loss, h, z = module.objective(views, torch.arange(6))
 
-    z_again = module.head(module.encode(views))  # train-mode BN: the same batch, the same output
+    # Train-mode BN: the same batch in the same layout (per_view, configs/method/nnclr.yaml), the same output.
+    z_again = module.by_view(module.head, module.encode(views), 2)
     torch.testing.assert_close(z_again, z)
-    p = module.predictor(z_again)
+    p = module.by_view(module.predictor, z_again, 2)
     rows = F.normalize(z_again.detach(), dim=1)
     anchors = torch.stack([support_before[int((support_before @ r).argmax())] for r in rows])
     want = infonce_keys_naive(anchors, p, None, 2, module.loss_fn.temperature, "other_views", False)
