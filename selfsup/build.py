@@ -110,6 +110,8 @@ def build_datamodule(cfg: DictConfig, view_maker: ViewPipeline | None = None) ->
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         train_transform=view_maker.sample_transform if view_maker is not None else None,
+        on_device=bool(cfg.data.get("on_device", False)),
+        seed=int(cfg.seed),
     )
 
 

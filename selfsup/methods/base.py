@@ -258,7 +258,7 @@ class Method(L.LightningModule):
             if hasattr(m, "resize_per_sample")
         ]
         if per_sample:
-            n = len(self.trainer.datamodule.train_dataloader().dataset)  # type: ignore[attr-defined]
+            n = self.trainer.datamodule.train_size()  # type: ignore[attr-defined]
             for resize in per_sample:
                 resize(n)
 
