@@ -5,6 +5,8 @@
     python scripts/bench_train.py gpu [--steps N] [--batch B]   # one GPU: 32, bf16, bf16+channels_last+compile
     python scripts/bench_train.py methods [--steps N] [--batch B]   # CPU: every method's step vs SimCLR's
     python scripts/bench_train.py layout [--steps N] [--batch B]    # CPU: forward_layout joint vs per_view
+    python scripts/bench_train.py resident [--steps N] [--batch B] [--device cuda] [--data cifar10]
+        # the data path alone: DataLoader vs data.on_device=true
 
 Every row trains ResNet-18 (timm, CIFAR stem) on 32 px SimCLR views of the bundled digits
 (upsampled crops, so no download), NT-Xent, through ``lightning.Trainer.fit`` with
@@ -15,6 +17,11 @@ starts on rank 0 after ``--warmup`` untimed steps (compilation happens there).
 each and one thread each (the same per-process work: the difference is DDP's cost, the
 all-reduce of the gradients and the gather of the negatives), then two processes with B/2
 each (the same global batch as the single process).
+
+``resident``: no model; a step is taking one training batch to ``--device`` and making its views
+with the real ViewMaker, timed over ``--steps`` after ``--warmup`` (epochs wrap around). The
+DataLoader with ``num_workers=0`` and with the data option's own ``num_workers``, against
+``data.on_device=true`` (the set held on the device, batches gathered there: airbench's approach).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -205,14 +214,75 @@ def bench_layout(batch: int, steps: int, warmup: int) -> list[str]:
     return lines
 
 
+def _endless(batches: Iterable[Any]) -> Iterator[Any]:
+    while True:
+        yield from batches
+
+
+def _data_path_rate(batches: Iterable[Any], view_maker: torch.nn.Module, device: str, steps: int, warmup: int) -> float:
+    """Batches per second of taking a batch to ``device`` (a no-op when it is there) and making its views."""
+
+    def step(batch: Any) -> None:
+        view_maker(batch[0].to(device, non_blocking=True))
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    it = _endless(batches)
+    for _ in range(warmup):
+        step(next(it))
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(next(it))
+    sync()
+    return steps / (time.perf_counter() - start)
+
+
+def bench_resident(batch: int, steps: int, warmup: int, device: str = "cpu", data: str = "digits") -> list[str]:
+    """The data path of a training step, DataLoader against ``data.on_device=true`` (no model)."""
+    from hydra import compose, initialize_config_dir
+
+    from selfsup.build import build_datamodule, build_view_maker
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("bench_train.py resident --device cuda: no CUDA GPU here")
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data={data}", f"data.batch_size={batch}"])
+    L.seed_everything(0, verbose=False)
+    view_maker = build_view_maker(cfg).to(device)
+    workers = sorted({0, int(cfg.data.num_workers)})
+    rows: list[tuple[str, float]] = []
+    for n in workers:
+        cfg.data.num_workers = n
+        loader = build_datamodule(cfg).train_dataloader()
+        rows.append((f"DataLoader, num_workers={n}", _data_path_rate(loader, view_maker, device, steps, warmup)))
+        del loader  # its workers stop
+    resident = build_datamodule(cfg).device_batches(device)
+    rows.append(("data.on_device=true", _data_path_rate(resident, view_maker, device, steps, warmup)))
+    lines = [
+        f"| path | batches/s | images/s | vs DataLoader, num_workers=0 |  (data={data}, batch {batch}, {device}, "
+        f"{torch.get_num_threads()} threads)",
+        "|---|---:|---:|---:|",
+    ]
+    for name, rate in rows:
+        lines.append(f"| {name} | {rate:.1f} | {rate * batch:,.0f} | {rate / rows[0][1]:.2f}x |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout"])
+    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout", "resident"])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
     ap.add_argument("--batch", type=int, default=64, help="images per process per step")
+    ap.add_argument("--device", default="cpu", help="resident: where batches and views are made (cpu, cuda)")
+    ap.add_argument("--data", default="digits", help="resident: the data option (configs/data/)")
     args = ap.parse_args(argv)
-    bench = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods, "layout": bench_layout}[args.what]
+    resident: Callable[[int, int, int], list[str]] = partial(bench_resident, device=args.device, data=args.data)
+    benches = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods, "layout": bench_layout}
+    bench = {**benches, "resident": resident}[args.what]
     lines = bench(args.batch, args.steps, args.warmup)
     print("\n".join(lines))
     return 0

@@ -111,6 +111,8 @@ def build_datamodule(cfg: DictConfig, view_maker: ViewPipeline | None = None) ->
         num_workers=cfg.data.num_workers,
         train_transform=view_maker.sample_transform if view_maker is not None else None,
         full_resolution_transform=view_maker.full_resolution_transform() if view_maker is not None else None,
+        on_device=bool(cfg.data.get("on_device", False)),
+        seed=int(cfg.seed),
     )
 
 

@@ -72,6 +72,7 @@ class DataSchema(_Node):
     std: Annotated[list[Positive], MinLen(1)]
     batch_size: PositiveInt
     num_workers: NonNegativeInt
+    on_device: bool = False  # serve training batches from the device (selfsup.data.device_batches)
 
     @model_validator(mode="after")
     def _one_statistic_per_channel(self) -> DataSchema:

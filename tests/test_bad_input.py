@@ -34,6 +34,10 @@ def _corrupt_folder(tmp: Path) -> list[str]:
     return [f"data.path={root}", "data.verify=true", "data.image_size=12"]
 
 
+def _image_folder(tmp: Path) -> list[str]:
+    return [f"data.path={_images(tmp)}", "data.image_size=12"]
+
+
 def _empty_folder(tmp: Path) -> list[str]:
     (tmp / "empty" / "train" / "a").mkdir(parents=True)
     (tmp / "empty" / "val" / "a").mkdir(parents=True)
@@ -111,6 +115,12 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ),
     ("per-view-count", ["augment.per_view=[{},{},{}]"], _nothing, "augment.per_view has 3 entries but augment.views=2"),
     ("objective-unknown", ["objective=rank_me"], _nothing, "objective='rank_me': must be "),
+    (
+        "on-device-torchvision",
+        ["augment.backend=torchvision", "data.on_device=true"],
+        _nothing,
+        "data.on_device=true serves whole uint8 batches from the device, but augment.backend=torchvision",
+    ),
     # Secrets.
     ("api-key", ["+logger.csv.api_key=0123456789abcdef0123"], _nothing, "logger.csv.api_key: credentials never go"),
     ("token", ["+backbone.hf_token=hf_0123456789abcdefghij"], _nothing, "backbone.hf_token: credentials never go"),
@@ -121,6 +131,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("cifar-missing", ["data=cifar10", "data.root=/no/such/cifar"], _nothing, "/no/such/cifar"),
     ("stl10-missing", ["data=stl10", "data.root=/no/such/stl10"], _nothing, "/no/such/stl10"),
     ("corrupt-image", ["data=imagefolder"], _corrupt_folder, "bad.png"),
+    ("on-device-folder", ["data=imagefolder", "data.on_device=true"], _image_folder, "data.on_device=true needs"),
     # Checkpoints.
     ("resume-missing", ["resume=/no/such.ckpt"], _nothing, "resume=/no/such.ckpt: no such checkpoint"),
     ("resume-garbage", [], _garbage_ckpt, "garbage.ckpt"),

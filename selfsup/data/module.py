@@ -9,7 +9,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from selfsup import dist
 from selfsup.data.base import ImageSplits, Streamed
+from selfsup.data.device_batches import DeviceBatches, resident_tensors
+from selfsup.errors import ConfigError
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -27,6 +30,9 @@ class ImageDataModule(L.LightningDataModule):
         full_resolution_transform: per-sample transform of a streamed training set's images,
             decoded at their own sizes (:class:`~selfsup.data.base.Streamed`, ``data=shards``):
             the view maker's crops (or, with the torchvision backend, its views).
+        on_device: hold the training images on the training device and serve batches from there
+            (:class:`DeviceBatches`, the airbench approach) instead of through a DataLoader.
+        seed: the run's seed; with ``on_device`` each epoch's order is drawn from it and the epoch.
     """
 
     def __init__(
@@ -38,8 +44,15 @@ class ImageDataModule(L.LightningDataModule):
         drop_last: bool = True,
         train_transform: Callable[[torch.Tensor], object] | None = None,
         full_resolution_transform: Callable[[torch.Tensor], object] | None = None,
+        on_device: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        if on_device and train_transform is not None:
+            raise ConfigError(
+                "data.on_device=true serves whole uint8 batches from the device, but augment.backend=torchvision "
+                "makes views per sample in DataLoader workers: use augment.backend=batched or data.on_device=false"
+            )
         self._build = splits
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -47,11 +60,16 @@ class ImageDataModule(L.LightningDataModule):
         self.drop_last = drop_last
         self.train_transform = train_transform
         self.full_resolution_transform = full_resolution_transform
+        self.on_device = on_device
+        self.seed = seed
         self.splits: ImageSplits | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.splits = self._build()
+            splits = self._build()
+            if self.on_device:
+                resident_tensors(splits.train)  # refuses a set read from files before training starts
+            self.splits = splits
 
     @property
     def num_classes(self) -> int:
@@ -70,24 +88,49 @@ class ImageDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> Iterable[Any]:
-        self.setup()
-        assert self.splits is not None
-        if isinstance(self.splits.train, Streamed):
-            self.splits.train.sample_transform = self.full_resolution_transform
-            return self.splits.train.loader(self.batch_size, self.num_workers, self.drop_last)
-        n = len(self.splits.train)  # type: ignore[arg-type]
-        # With fewer images than one batch, drop_last would leave an empty epoch.
-        drop = self.drop_last and n >= self.batch_size
-        ds = self.splits.train if self.train_transform is None else Transformed(self.splits.train, self.train_transform)
-        return self._loader(ds, min(self.batch_size, n), shuffle=True, drop_last=drop)
-
     def train_size(self) -> int:
         """Images in the training set (all ranks); per-image state (memory banks) has a row each."""
         self.setup()
         assert self.splits is not None
         train = self.splits.train
         return train.num_images if isinstance(train, Streamed) else len(train)  # type: ignore[arg-type]
+
+    def train_dataloader(self) -> Iterable[Any]:
+        """The shuffled training batches: a DataLoader; with ``on_device`` a :class:`DeviceBatches`
+        on the trainer's device (the CPU when not attached to one); for a streamed set
+        (``data=shards``) its own resumable loader."""
+        if self.on_device:
+            return self.device_batches()
+        self.setup()
+        assert self.splits is not None
+        if isinstance(self.splits.train, Streamed):
+            self.splits.train.sample_transform = self.full_resolution_transform
+            return self.splits.train.loader(self.batch_size, self.num_workers, self.drop_last)
+        n = self.train_size()
+        # With fewer images than one batch, drop_last would leave an empty epoch.
+        drop = self.drop_last and n >= self.batch_size
+        ds = self.splits.train if self.train_transform is None else Transformed(self.splits.train, self.train_transform)
+        return self._loader(ds, min(self.batch_size, n), shuffle=True, drop_last=drop)
+
+    def device_batches(self, device: torch.device | str | None = None) -> DeviceBatches:
+        """The training set on ``device`` (default: the trainer's root device, else the CPU), split
+        between the ranks of the running process group."""
+        self.setup()
+        assert self.splits is not None
+        if device is None:
+            device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        images, labels, indices = resident_tensors(self.splits.train)
+        return DeviceBatches(
+            images,
+            labels,
+            indices,
+            batch_size=self.batch_size,
+            drop_last=self.drop_last,
+            seed=self.seed,
+            device=device,
+            rank=dist.rank(),
+            world_size=dist.world_size(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
