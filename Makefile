@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-readme test-slurm test-docker test-all bench lint format clean
+.PHONY: install train test test-slow test-readme test-slurm test-docker test-all bench bench-env bench-peers test-bench lint format clean
 
 # pip -qq: errors only. Its warnings here are about the machine's pip configuration (an index
 # location it ignores) or setuptools' notes on editable installs, not about the project.
@@ -50,14 +50,39 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
 
 ## Benchmarks: views/s of the batched vs per-sample augmentation (32 px, SimCLR recipe), DDP's
-## step-time overhead (2 gloo processes vs 1, CPU), every method's step vs SimCLR's (CPU), and the label-free metrics' cost (digits, and
+## step-time overhead (2 gloo processes vs 1, CPU), every method's step vs SimCLR's (CPU), the framework's step vs a hand-written
+## loop (p1), and the label-free metrics' cost (digits, and
 ## Fashion-MNIST where installed). Figures: BENCHMARKS.md. On a GPU: bench_train.py gpu.
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_augment.py --size 32 --images 4096
 	$(BIN)/python scripts/bench_train.py ddp --batch 64 --steps 10
 	$(BIN)/python scripts/bench_train.py methods --batch 64 --steps 10 --warmup 3
+	$(BIN)/python scripts/bench_train.py p1 --batch 128 --steps 10 --warmup 3
 	$(BIN)/python scripts/bench_metrics.py --data digits
 	$(BIN)/python scripts/bench_metrics.py --data fashion_mnist --epochs 2
+
+## The step side by side with lightly's and stable-pretraining's SimCLR examples (scripts/bench_peers.py)
+## runs in its own environment, .venv-bench: the peers are never installed into .venv nor imported by selfsup.
+## webdataset, litdata and mosaicml-streaming: for the streaming data comparison.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+BENCH_ARGS ?= --device cpu --steps 10 --warmup 3 --batch 128
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -qq --upgrade pip
+	$(BENCH_VENV)/bin/pip install -qq -e . lightly stable-pretraining webdataset litdata mosaicml-streaming pytest
+	touch $(BENCH_STAMP)
+
+bench-env: $(BENCH_STAMP)
+
+## lightly vs stable-pretraining vs selfsup, one table (BENCH_ARGS="--device cuda --steps 50 --warmup 10" on a GPU).
+bench-peers: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python scripts/bench_peers.py $(BENCH_ARGS)
+
+## The benchmark scripts' tests that need the peers (one step of each), in .venv-bench.
+test-bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m pytest -m bench $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -69,4 +94,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) runs multirun outputs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs multirun outputs .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@
     python scripts/bench_train.py layout [--steps N] [--batch B]    # CPU: forward_layout joint vs per_view
     python scripts/bench_train.py resident [--steps N] [--batch B] [--device cuda] [--data cifar10]
         # the data path alone: DataLoader vs data.on_device=true
+    python scripts/bench_train.py p1 [--steps N] [--batch B]   # the module's step vs a hand-written loop
 
 Every row trains ResNet-18 (timm, CIFAR stem) on 32 px SimCLR views of the bundled digits
 (upsampled crops, so no download), NT-Xent, through ``lightning.Trainer.fit`` with
@@ -22,6 +23,15 @@ each (the same global batch as the single process).
 with the real ViewMaker, timed over ``--steps`` after ``--warmup`` (epochs wrap around). The
 DataLoader with ``num_workers=0`` and with the data option's own ``num_workers``, against
 ``data.on_device=true`` (the set held on the device, batches gathered there: airbench's approach).
+
+``p1``: the framework's step (this module through ``Trainer.fit``, as above) against a
+hand-written PyTorch loop over the same components built from the same config (backbone, head,
+loss, view maker, optimiser and lr schedule, the same seed, so the same initial weights), the
+same uint8 batches (4,096 seeded random 32 px RGB images with CIFAR-10's normalisation and view
+preset, ``data=cifar10``; a DataLoader of the same data module), batch and threads, in one
+process, on a CUDA GPU if there is one, else the CPU. The two paths alternate (A B A B) so that
+drift hits both; each round has its own warm-up. The goal: the framework at >= 0.97x the
+hand-written loop's images/s.
 """
 
 from __future__ import annotations
@@ -67,23 +77,41 @@ class StepTimes(L.Callback):
             torch.cuda.synchronize()
         self.starts.append(time.perf_counter())
 
+    def intervals(self, warmup: int) -> list[float]:
+        """Seconds between consecutive batch starts, the first ``warmup`` batches left out."""
+        return [b - a for a, b in zip(self.starts[warmup:], self.starts[warmup + 1 :], strict=False)]
+
     def median_step(self, warmup: int) -> float:
-        gaps = [b - a for a, b in zip(self.starts[warmup:], self.starts[warmup + 1 :], strict=False)]
-        return statistics.median(gaps)
+        return statistics.median(self.intervals(warmup))
 
 
-def _fit(overrides: list[str], trainer_kwargs: dict[str, Any], steps: int, warmup: int) -> float:
+def _compose(overrides: list[str]) -> Any:
     from hydra import compose, initialize_config_dir
 
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose(config_name="train", overrides=[*MODEL, *overrides])
+
+
+def _fit(
+    overrides: list[str],
+    trainer_kwargs: dict[str, Any],
+    steps: int,
+    warmup: int,
+    splits: Callable[[], Any] | None = None,
+    timer: StepTimes | None = None,
+) -> float:
+    """Median step time of ``Trainer.fit``; ``splits`` replaces the config's data (an
+    :class:`~selfsup.data.base.ImageSplits` builder), ``timer`` keeps every batch start."""
     from selfsup.build import build_datamodule, build_module, build_view_maker
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*MODEL, *overrides])
+    cfg = _compose(overrides)
     L.seed_everything(0, verbose=False)
     vm = build_view_maker(cfg)
     dm = build_datamodule(cfg, vm)
+    if splits is not None:
+        dm.splits = splits()
     module = build_module(cfg, vm)
-    timer = StepTimes()
+    timer = timer or StepTimes()
     trainer = L.Trainer(
         max_steps=warmup + steps + 1,
         max_epochs=-1,
@@ -271,9 +299,114 @@ def bench_resident(batch: int, steps: int, warmup: int, device: str = "cpu", dat
     return lines
 
 
+def random_splits(n: int = 4096, size: int = 32, seed: int = 0) -> Any:
+    """``n`` seeded random uint8 RGB images of ``size`` px as the training split (and 256 more
+    held out): CIFAR-shaped data without a download. Labels are random in 0..9."""
+    from selfsup.data.base import ImageSplits, TensorImageDataset
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n + 256, 3, size, size), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n + 256,), generator=g)
+    return ImageSplits(TensorImageDataset(x[:n], y[:n]), TensorImageDataset(x[n:], y[n:]), num_classes=10)
+
+
+# P1's data: CIFAR-10's channels, normalisation and 32 px view preset; the images: random_splits.
+P1_DATA = ["data=cifar10"]
+
+
+def _hand_components(overrides: list[str], device: torch.device, total: int) -> tuple[Any, ...]:
+    """What ``_fit`` trains, built from the same config in the same order after the same seed (so
+    with the same initial weights): view maker, data module (bench images), backbone (in the
+    config's memory format), head, loss, optimiser (the framework's parameter groups: no weight
+    decay on biases and norms; its lr scaling) and the per-step lr schedule over ``total`` steps."""
+    from hydra.utils import instantiate
+
+    from selfsup.build import build_backbone, build_datamodule, build_view_maker
+    from selfsup.methods.base import param_groups
+    from selfsup.optim import lr_scaling
+
+    cfg = _compose(overrides)
+    L.seed_everything(0, verbose=False)
+    view_maker = build_view_maker(cfg).to(device)
+    dm = build_datamodule(cfg, view_maker)
+    dm.splits = random_splits()
+    backbone = build_backbone(cfg)
+    head = instantiate(cfg.head, in_dim=backbone.num_features)
+    loss_fn = instantiate(cfg.loss)
+    fmt = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    backbone.to(device).to(memory_format=fmt).train()  # as the module: moved, then configure_model
+    head.to(device).train()
+    loss_fn.to(device)
+    optimizer = instantiate(cfg.optim.optimizer)(param_groups([backbone, head], cfg.optim.exclude_bias_and_norm))
+    scale = lr_scaling(cfg.optim.lr_scaling.rule, cfg.optim.lr_scaling.reference_batch)
+    for group in optimizer.param_groups:
+        group["lr"] *= scale(dm.batch_size) if scale is not None else 1.0
+    scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=total, steps_per_epoch=total)
+    return view_maker, dm, backbone, head, loss_fn, optimizer, scheduler, fmt
+
+
+def _hand_loop(overrides: list[str], device: torch.device, steps: int, warmup: int, timer: StepTimes) -> None:
+    """The plain PyTorch loop over ``_hand_components`` and the same data module's DataLoader, for
+    as many steps as ``_fit``: ``views = view_maker(x)``; ``loss(head(backbone(views)))`` (one
+    forward per view size, as ``Method.encode``); backward; ``optimizer.step()``;
+    ``scheduler.step()``; ``zero_grad``."""
+    total = warmup + steps + 1  # _fit's max_steps
+    view_maker, dm, backbone, head, loss_fn, optimizer, scheduler, fmt = _hand_components(overrides, device, total)
+    done = 0
+    while done < total:
+        for x, y, index in dm.train_dataloader():
+            if done == total:
+                break
+            x, y, index = (t.to(device, non_blocking=True) for t in (x, y, index))
+            timer.on_train_batch_start(None)  # type: ignore[arg-type]
+            views = view_maker(x)
+            h = torch.cat([backbone(g.contiguous(memory_format=fmt)) for g in views.groups])
+            loss = loss_fn(head(h), views=views.count)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done += 1
+
+
+def bench_p1(batch: int, steps: int, warmup: int, rounds: int = 2) -> list[str]:
+    """The framework's SimCLR step against the hand-written loop, alternating, ``rounds`` of each."""
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    overrides = [*P1_DATA, "method=simclr", "loss=ntxent", f"data.batch_size={batch}"]
+    kwargs = {"accelerator": "gpu" if cuda else "cpu", "devices": 1}
+    times: dict[str, list[float]] = {"framework (Trainer.fit)": [], "hand-written loop": []}
+    medians: dict[str, list[float]] = {k: [] for k in times}
+    for _ in range(rounds):
+        for path in times:
+            timer = StepTimes()
+            if path.startswith("framework"):
+                _fit(overrides, kwargs, steps, warmup, splits=random_splits, timer=timer)
+            else:
+                _hand_loop(overrides, device, steps, warmup, timer)
+            gaps = timer.intervals(warmup)
+            times[path] += gaps
+            medians[path].append(statistics.median(gaps))
+    hand = statistics.median(times["hand-written loop"])
+    where = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    lines = [
+        f"| path | s/step (median) | images/s | framework / hand-written | spread: IQR of steps | "
+        f"median per round |  ({where}, batch {batch}, {rounds} rounds x {steps} steps)",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for path, gaps in times.items():
+        s = statistics.median(gaps)
+        q = statistics.quantiles(gaps, n=4) if len(gaps) > 1 else [s, s, s]
+        ratio = f"{hand / s:.3f}x" if path.startswith("framework") else "1x"
+        rounds_s = ", ".join(f"{m:.4f}" for m in medians[path])
+        lines.append(f"| {path} | {s:.4f} | {batch / s:,.0f} | {ratio} | {q[0]:.4f}-{q[2]:.4f} | {rounds_s} |")
+    lines.append("Goal: framework / hand-written >= 0.97x (images/s).")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout", "resident"])
+    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout", "resident", "p1"])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
     ap.add_argument("--batch", type=int, default=64, help="images per process per step")
@@ -281,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="digits", help="resident: the data option (configs/data/)")
     args = ap.parse_args(argv)
     resident: Callable[[int, int, int], list[str]] = partial(bench_resident, device=args.device, data=args.data)
-    benches = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods, "layout": bench_layout}
+    benches = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods, "layout": bench_layout, "p1": bench_p1}
     bench = {**benches, "resident": resident}[args.what]
     lines = bench(args.batch, args.steps, args.warmup)
     print("\n".join(lines))
