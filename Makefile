@@ -51,13 +51,16 @@ test-all: $(STAMP)
 
 ## Benchmarks: views/s of the batched vs per-sample augmentation (32 px, SimCLR recipe), DDP's
 ## step-time overhead (2 gloo processes vs 1, CPU), every method's step vs SimCLR's (CPU), the framework's step vs a hand-written
-## loop (p1), and the label-free metrics' cost (digits, and
+## loop (p1), the forward layouts, device-resident batches, the streaming data path, and the label-free metrics' cost (digits, and
 ## Fashion-MNIST where installed). Figures: BENCHMARKS.md. On a GPU: bench_train.py gpu.
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_augment.py --size 32 --images 4096
 	$(BIN)/python scripts/bench_train.py ddp --batch 64 --steps 10
 	$(BIN)/python scripts/bench_train.py methods --batch 64 --steps 10 --warmup 3
 	$(BIN)/python scripts/bench_train.py p1 --batch 128 --steps 10 --warmup 3
+	$(BIN)/python scripts/bench_train.py layout --batch 128 --steps 10 --warmup 3
+	$(BIN)/python scripts/bench_train.py resident --batch 256 --steps 20
+	$(BIN)/python scripts/bench_data.py throughput --images 2000 --workers 2
 	$(BIN)/python scripts/bench_metrics.py --data digits
 	$(BIN)/python scripts/bench_metrics.py --data fashion_mnist --epochs 2
 
@@ -76,9 +79,10 @@ $(BENCH_STAMP): pyproject.toml
 
 bench-env: $(BENCH_STAMP)
 
-## lightly vs stable-pretraining vs selfsup, one table (BENCH_ARGS="--device cuda --steps 50 --warmup 10" on a GPU).
+## lightly vs stable-pretraining vs selfsup, one table, then webdataset vs litdata vs mosaicml-streaming (BENCH_ARGS="--device cuda --steps 50 --warmup 10" on a GPU).
 bench-peers: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python scripts/bench_peers.py $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python scripts/bench_data.py libraries --images 2000 --workers 2
 
 ## The benchmark scripts' tests that need the peers (one step of each), in .venv-bench.
 test-bench: $(BENCH_STAMP)

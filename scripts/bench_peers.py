@@ -51,7 +51,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,20 +104,9 @@ def _projector() -> nn.Sequential:
 
 
 def _trainer(device: str, bf16: bool, total: int, timer: bt.StepTimes) -> L.Trainer:
-    return L.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu",
-        devices=1,
-        precision="bf16-mixed" if bf16 else "32-true",
-        max_steps=total,
-        max_epochs=-1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        default_root_dir=tempfile.mkdtemp(),
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    return bt.bench_trainer(
+        total, timer, accelerator=accelerator, devices=1, precision="bf16-mixed" if bf16 else "32-true"
     )
 
 
@@ -223,9 +213,14 @@ def run_spt(device: str, batch: int, images: int, workers: int, bf16: bool, tota
     return timer
 
 
-def run_ours(device: str, batch: int, images: int, workers: int, bf16: bool, total: int) -> bt.StepTimes:
-    """train.py's module through Trainer.fit (bench_train.py's ``_fit``), same images."""
+def run_ours(
+    device: str, batch: int, images: int, workers: int, bf16: bool, total: int, layout: str = "joint"
+) -> bt.StepTimes:
+    """train.py's module through Trainer.fit (bench_train.py's ``_fit``), same images. ``layout``:
+    SimCLR's published ``joint`` forward (both views in one pass, the default), or ``per_view``, one
+    pass per view as lightly's and stable-pretraining's examples do (BN statistics per view)."""
     overrides = [*bt.P1_DATA, "method=simclr", "loss=ntxent", f"data.batch_size={batch}"]
+    overrides.append(f"method.module.forward_layout={layout}")
     kwargs = {"accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1}
     kwargs["precision"] = "bf16-mixed" if bf16 else "32-true"
     timer = bt.StepTimes()
@@ -233,10 +228,11 @@ def run_ours(device: str, batch: int, images: int, workers: int, bf16: bool, tot
     return timer
 
 
-ROWS = {
+ROWS: dict[str, Callable[[str, int, int, int, bool, int], bt.StepTimes]] = {
     "lightly (per-sample SimCLRTransform, plain loop)": run_lightly,
     "stable-pretraining (per-sample MultiViewTransform, spt.Module)": run_spt,
     "selfsup (batched views on the device, Trainer.fit)": run_ours,
+    "selfsup, forward_layout=per_view": partial(run_ours, layout="per_view"),
 }
 
 

@@ -92,6 +92,23 @@ def _compose(overrides: list[str]) -> Any:
         return compose(config_name="train", overrides=[*MODEL, *overrides])
 
 
+def bench_trainer(max_steps: int, timer: StepTimes, **trainer_kwargs: Any) -> L.Trainer:
+    """A Trainer that only trains: ``max_steps`` steps, no validation, logging, checkpoints or bars."""
+    return L.Trainer(
+        max_steps=max_steps,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        default_root_dir=tempfile.mkdtemp(),
+        **trainer_kwargs,
+    )
+
+
 def _fit(
     overrides: list[str],
     trainer_kwargs: dict[str, Any],
@@ -112,18 +129,7 @@ def _fit(
         dm.splits = splits()
     module = build_module(cfg, vm)
     timer = timer or StepTimes()
-    trainer = L.Trainer(
-        max_steps=warmup + steps + 1,
-        max_epochs=-1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        default_root_dir=tempfile.mkdtemp(),
-        **trainer_kwargs,
-    )
+    trainer = bench_trainer(warmup + steps + 1, timer, **trainer_kwargs)
     trainer.fit(module, datamodule=dm)
     return timer.median_step(warmup)
 

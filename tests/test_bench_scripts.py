@@ -1,5 +1,5 @@
 """scripts/bench_train.py p1 (default run) and scripts/bench_peers.py (marked bench: needs the
-benchmark environment of `make bench-env`), run for real with one step."""
+benchmark environment of `make bench-env`), and scripts/bench_data.py, run for real with a few images or one step."""
 
 from __future__ import annotations
 
@@ -61,4 +61,24 @@ def test_bench_peers_runs_one_step_of_each() -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for row in ("| lightly", "| stable-pretraining", "| selfsup"):
+        assert row in proc.stdout
+
+
+def test_bench_data_throughput_prints_the_three_data_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_data = load_script("scripts/bench_data.py")
+    assert bench_data.main(["throughput", "--images", "12", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    for row in ("| torchvision ImageFolder", "| data=shards (litdata) |", "| data=imagefolder (256 centre square)"):
+        assert row in out, out
+
+
+@pytest.mark.bench
+def test_bench_data_libraries_reads_every_library() -> None:
+    for name in ("webdataset", "streaming"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed here: run in the benchmark environment (`make bench-env`)")
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_data.py"), "libraries", "--images", "40", "--workers", "0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("| webdataset |", "| litdata |", "| mosaicml-streaming |"):
         assert row in proc.stdout

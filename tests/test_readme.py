@@ -107,6 +107,9 @@ def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
         args = [a for a in args if not a.startswith(BUDGET_KEYS)]
     data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
     roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
+    if data == "shards":  # the fake image folder's shards (what the README's make_shards.py command writes)
+        args = [a for a in args if not a.startswith("data.path=")]
+        roots = [f"data.path={data_roots['shards']}", "data.image_size=32", "data.view.size=24"]
     # TINY shortens the run, except where the command sets a key itself (a swept value, say).
     own = {a.split("=", 1)[0] for a in args if "=" in a}
     tiny = [t for t in TINY if t.split("=", 1)[0] not in own or t.startswith("trainer.max_epochs=")]
@@ -132,6 +135,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/embed.py",
                     "python scripts/show_augment.py",
                     "python scripts/reproduce.py",
+                    "python scripts/make_shards.py",
                     "python ../shared/datasets/cifar10.py",
                     "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
                 )
@@ -225,6 +229,10 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         cmd = cmd.replace("--out views.png", f"--out {tmp_path / 'views.png'}")
         cmd = cmd.replace("--out exported", f"--out {tmp_path / 'exported'}")
         cmd = cmd.replace("IMAGES_DIR", str(data_roots["imagefolder"] / "val"))
+        cmd = cmd.replace(
+            "make_shards.py /data/imagenet shards/imagenet",
+            f"make_shards.py {data_roots['imagefolder']} {tmp_path / 'shards'}",
+        )
         cmd = cmd.replace("--out embeddings.parquet", f"--out {tmp_path / 'embeddings.parquet'}")
         argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
         data = next((a.split("=", 1)[1] for a in argv if a.startswith("data=")), None)
@@ -257,6 +265,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             assert (tmp_path / "exported" / "model.safetensors").is_file()
         elif script == "scripts/embed.py":
             assert (tmp_path / "embeddings.parquet").is_file() and "embedded 24 images" in p.stdout, p.stdout
+        elif script == "scripts/make_shards.py":
+            assert (tmp_path / "shards" / "selfsup_shards.json").is_file() and "wrote 24 + 24 images" in p.stdout
         elif script == "scripts/show_augment.py":
             assert (tmp_path / "views.png").is_file() and "wrote" in p.stdout
             (tmp_path / "views.png").unlink()
