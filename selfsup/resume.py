@@ -250,7 +250,7 @@ def check_mid_epoch_resume(every_n_steps: int | None, dm: Any) -> None:
     if not (hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")):
         raise ConfigError(
             f"checkpoint_every_n_steps={every_n_steps}: the training loader of this data option cannot resume "
-            "mid-epoch (it would repeat the epoch's first batches); use data=shards, or "
+            "mid-epoch (it would repeat the epoch's first batches); use data=shards or data.on_device=true, or "
             "checkpoint_every_n_steps=null (last.ckpt after every epoch)"
         )
 

@@ -132,6 +132,20 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("stl10-missing", ["data=stl10", "data.root=/no/such/stl10"], _nothing, "/no/such/stl10"),
     ("corrupt-image", ["data=imagefolder"], _corrupt_folder, "bad.png"),
     ("on-device-folder", ["data=imagefolder", "data.on_device=true"], _image_folder, "data.on_device=true needs"),
+    # Streamed data and mid-epoch checkpoints.
+    (
+        "shards-missing",
+        ["data=shards", "data.path=/no/such/shards"],
+        _nothing,
+        "data.path=/no/such/shards: no selfsup_shards.json",
+    ),
+    (
+        "mid-epoch-not-resumable",
+        ["checkpoint_every_n_steps=5"],
+        _nothing,
+        "checkpoint_every_n_steps=5: the training loader",
+    ),
+    ("mid-epoch-zero", ["checkpoint_every_n_steps=0"], _nothing, "checkpoint_every_n_steps=0: must be greater than 0"),
     # Checkpoints.
     ("resume-missing", ["resume=/no/such.ckpt"], _nothing, "resume=/no/such.ckpt: no such checkpoint"),
     ("resume-garbage", [], _garbage_ckpt, "garbage.ckpt"),
