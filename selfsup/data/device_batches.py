@@ -24,8 +24,9 @@ Batch = tuple[Tensor, Tensor, Tensor]  # uint8 (B, C, H, W), int64 labels (B,), 
 def resident_tensors(ds: Dataset) -> Batch:
     """The images, labels and sample indices of an in-memory training set, as ``ds[i]`` gives them.
 
-    A :class:`TensorImageDataset`, or a ``ConcatDataset`` of them (STL-10's train + unlabelled);
-    anything else (images decoded per sample from files) is refused.
+    A :class:`TensorImageDataset` (its own tensors, not copied), or a ``ConcatDataset`` of them
+    (STL-10's train + unlabelled, concatenated); anything else (images decoded per sample from
+    files) is refused.
     """
     parts = ds.datasets if isinstance(ds, ConcatDataset) else [ds]
     if not all(isinstance(p, TensorImageDataset) for p in parts):
@@ -34,11 +35,10 @@ def resident_tensors(ds: Dataset) -> Batch:
             "reads its images per sample from files: set data.on_device=false"
         )
     sets: list[TensorImageDataset] = list(parts)  # type: ignore[arg-type]
-    return (
-        torch.cat([p.images for p in sets]),
-        torch.cat([p.labels for p in sets]),
-        torch.cat([torch.arange(len(p), dtype=torch.long) + p.index_offset for p in sets]),
-    )
+    indices = torch.cat([torch.arange(len(p), dtype=torch.long) + p.index_offset for p in sets])
+    if len(sets) == 1:  # the set's own tensors: no copy of the images
+        return sets[0].images, sets[0].labels, indices
+    return torch.cat([p.images for p in sets]), torch.cat([p.labels for p in sets]), indices
 
 
 class DeviceBatches:
