@@ -349,18 +349,21 @@ class Method(L.LightningModule):
         """The run's optimiser steps, as ``trainer.estimated_stepping_batches`` counts them, but from
         a loader of its own: that property builds Lightning's training loader before a checkpoint's
         loader state is restored, and the state is then never loaded (Lightning issue #20550), so a
-        mid-epoch resume would restart the epoch's order. Counted once per run."""
-        if getattr(self, "_planned_steps", None) is None:
-            t = self.trainer
-            if t.max_epochs is None or t.max_epochs < 0:
-                self._planned_steps = int(t.max_steps)
-            else:
-                n = len(t.datamodule.train_dataloader())  # type: ignore[attr-defined]
-                limit = t.limit_train_batches
-                n = min(n, int(limit)) if isinstance(limit, int) else int(n * float(limit or 1.0))
-                steps = math.ceil(n / t.accumulate_grad_batches) * max(t.max_epochs, 1)
-                self._planned_steps = min(steps, t.max_steps) if t.max_steps != -1 else steps
-        return int(self._planned_steps)
+        mid-epoch resume would restart the epoch's order. Counted once per trainer."""
+        t = self.trainer
+        cached = getattr(self, "_planned_steps", None)
+        if cached is not None and cached[0] is t:
+            return cached[1]
+        if t.max_epochs is None or t.max_epochs < 0:
+            steps = int(t.max_steps)
+        else:
+            n = len(t.datamodule.train_dataloader())  # type: ignore[attr-defined]
+            limit = t.limit_train_batches
+            n = min(n, int(limit)) if isinstance(limit, int) else int(n * float(limit or 1.0))
+            steps = math.ceil(n / t.accumulate_grad_batches) * max(t.max_epochs, 1)
+            steps = min(steps, t.max_steps) if t.max_steps != -1 else steps
+        self._planned_steps = (t, steps)
+        return steps
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y, index = batch
