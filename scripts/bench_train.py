@@ -3,11 +3,14 @@
 
     python scripts/bench_train.py ddp [--steps N] [--batch B]   # CPU: 1 process vs 2 gloo processes
     python scripts/bench_train.py gpu [--steps N] [--batch B]   # one GPU: 32, bf16, bf16+channels_last+compile
+        # (--device cpu: the same code without the compile row, a dry run)
     python scripts/bench_train.py methods [--steps N] [--batch B]   # CPU: every method's step vs SimCLR's
     python scripts/bench_train.py layout [--steps N] [--batch B]    # CPU: forward_layout joint vs per_view
     python scripts/bench_train.py resident [--steps N] [--batch B] [--device cuda] [--data cifar10]
         # the data path alone: DataLoader vs data.on_device=true
     python scripts/bench_train.py p1 [--steps N] [--batch B]   # the module's step vs a hand-written loop
+    python scripts/bench_train.py views [--steps N] [--batch B] [--device cuda]
+        # the share of a ResNet-18 SimCLR step spent making the views on the device
 
 Every row trains ResNet-18 (timm, CIFAR stem) on 32 px SimCLR views of the bundled digits
 (upsampled crops, so no download), NT-Xent, through ``lightning.Trainer.fit`` with
@@ -32,6 +35,12 @@ preset, ``data=cifar10``; a DataLoader of the same data module), batch and threa
 process, on a CUDA GPU if there is one, else the CPU. The two paths alternate (A B A B) so that
 drift hits both; each round has its own warm-up. The goal: the framework at >= 0.97x the
 hand-written loop's images/s.
+
+``views``: the hand-written loop's step split in two, each part timed between device
+synchronisations: making the views of the uint8 batch already on ``--device`` (the batched
+SimCLR recipe) and the rest (forward, loss, backward, optimiser step). On a CUDA GPU under bf16
+autocast with channels_last, as ``experiment=cifar10_speedrun`` trains; on the CPU in float32.
+The figure: the views' share of the whole step (medians over ``--steps`` after ``--warmup``).
 """
 
 from __future__ import annotations
@@ -64,6 +73,10 @@ MODEL = [
     "eval.metrics.enabled=false",
     "data.num_workers=0",
 ]
+# --tiny (a dry run of a benchmark's code, e.g. scripts/gpu_evidence.py --dry-run): the small CNN
+# instead of ResNet-18, so that every row takes seconds on a CPU. Its figures mean nothing.
+TINY_MODEL = ["backbone=small_cnn", "data.view.size=32", "eval.online_probe=false", "eval.metrics.enabled=false",
+              "data.num_workers=0"]  # fmt: skip
 
 
 class StepTimes(L.Callback):
@@ -177,18 +190,24 @@ def bench_ddp(batch: int, steps: int, warmup: int) -> list[str]:
     return lines
 
 
-def bench_gpu(batch: int, steps: int, warmup: int) -> list[str]:
-    if not torch.cuda.is_available():
+def bench_gpu(batch: int, steps: int, warmup: int, device: str = "cuda") -> list[str]:
+    """32-true vs bf16-mixed vs + channels_last vs + torch.compile on one GPU. ``device="cpu"``
+    (a dry run of the same code) leaves out the compile row: inductor's CPU build takes minutes."""
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         raise SystemExit("bench_train.py gpu: no CUDA GPU here")
-    base = {"accelerator": "gpu", "devices": 1}
+    base = {"accelerator": "gpu" if cuda else "cpu", "devices": 1}
     rows = [
         ("32-true", [], "32-true"),
         ("bf16-mixed", [], "bf16-mixed"),
         ("bf16-mixed + channels_last", ["trainer.channels_last=true"], "bf16-mixed"),
         ("bf16-mixed + channels_last + compile", ["trainer.channels_last=true", "trainer.compile=true"], "bf16-mixed"),
     ]
+    if not cuda:
+        rows = rows[:-1]
+    where = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     lines = [
-        f"| precision / options | s/step | images/s | vs 32-true |  ({torch.cuda.get_device_name()}, batch {batch})",
+        f"| precision / options | s/step | images/s | vs 32-true |  ({where}, batch {batch})",
         "|---|---:|---:|---:|",
     ]
     first = None
@@ -274,7 +293,9 @@ def _data_path_rate(batches: Iterable[Any], view_maker: torch.nn.Module, device:
     return steps / (time.perf_counter() - start)
 
 
-def bench_resident(batch: int, steps: int, warmup: int, device: str = "cpu", data: str = "digits") -> list[str]:
+def bench_resident(
+    batch: int, steps: int, warmup: int, device: str = "cpu", data: str = "digits", data_root: str | None = None
+) -> list[str]:
     """The data path of a training step, DataLoader against ``data.on_device=true`` (no model)."""
     from hydra import compose, initialize_config_dir
 
@@ -283,7 +304,8 @@ def bench_resident(batch: int, steps: int, warmup: int, device: str = "cpu", dat
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("bench_train.py resident --device cuda: no CUDA GPU here")
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={data}", f"data.batch_size={batch}"])
+        root = [f"data.root={data_root}"] if data_root else []
+        cfg = compose(config_name="train", overrides=[f"data={data}", f"data.batch_size={batch}", *root])
     L.seed_everything(0, verbose=False)
     view_maker = build_view_maker(cfg).to(device)
     workers = sorted({0, int(cfg.data.num_workers)})
@@ -375,6 +397,54 @@ def _hand_loop(overrides: list[str], device: torch.device, steps: int, warmup: i
             done += 1
 
 
+def bench_views(batch: int, steps: int, warmup: int, device: str = "cpu") -> list[str]:
+    """Seconds per step making the views vs the rest of the step, on ``device`` (see the module doc)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("bench_train.py views --device cuda: no CUDA GPU here")
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    overrides = [*P1_DATA, "method=simclr", "loss=ntxent", f"data.batch_size={batch}", "trainer.channels_last=true"]
+    view_maker, dm, backbone, head, loss_fn, optimizer, scheduler, fmt = _hand_components(
+        overrides, dev, warmup + steps
+    )
+    x = dm.splits.train.images[:batch].to(dev)  # (B, 3, 32, 32) uint8, already on the device
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    parts: dict[str, list[float]] = {"views": [], "rest": []}
+    for i in range(warmup + steps):
+        sync()
+        t0 = time.perf_counter()
+        views = view_maker(x)
+        sync()
+        t1 = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            h = torch.cat([backbone(g.contiguous(memory_format=fmt)) for g in views.groups])
+            loss = loss_fn(head(h).float(), views=views.count)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync()
+        t2 = time.perf_counter()
+        if i >= warmup:
+            parts["views"].append(t1 - t0)
+            parts["rest"].append(t2 - t1)
+    v, r = statistics.median(parts["views"]), statistics.median(parts["rest"])
+    where = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    precision = "bf16 autocast" if cuda else "float32"
+    return [
+        f"| part of the step | s (median) | share |  ({where}, ResNet-18 CIFAR stem, SimCLR, batch {batch}, "
+        f"{precision}, channels_last)",
+        "|---|---:|---:|",
+        f"| making the views (batched, on the device) | {v:.4f} | {100 * v / (v + r):.1f} % |",
+        f"| forward, loss, backward, optimiser | {r:.4f} | {100 * r / (v + r):.1f} % |",
+        "Goal: making the views <= 5 % of the step.",
+    ]
+
+
 def bench_p1(batch: int, steps: int, warmup: int, rounds: int = 2) -> list[str]:
     """The framework's SimCLR step against the hand-written loop, alternating, ``rounds`` of each."""
     cuda = torch.cuda.is_available()
@@ -412,16 +482,30 @@ def bench_p1(batch: int, steps: int, warmup: int, rounds: int = 2) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout", "resident", "p1"])
+    ap.add_argument("what", choices=["ddp", "gpu", "methods", "layout", "resident", "p1", "views"])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per row")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
     ap.add_argument("--batch", type=int, default=64, help="images per process per step")
-    ap.add_argument("--device", default="cpu", help="resident: where batches and views are made (cpu, cuda)")
+    ap.add_argument(
+        "--device", default=None, help="gpu, resident, views: where to run (cuda, cpu); gpu's default cuda, else cpu"
+    )
     ap.add_argument("--data", default="digits", help="resident: the data option (configs/data/)")
+    ap.add_argument("--data-root", default=None, help="resident: data.root of that option")
+    ap.add_argument("--tiny", action="store_true", help="the small CNN instead of ResNet-18: a dry run, no figures")
     args = ap.parse_args(argv)
-    resident: Callable[[int, int, int], list[str]] = partial(bench_resident, device=args.device, data=args.data)
-    benches = {"ddp": bench_ddp, "gpu": bench_gpu, "methods": bench_methods, "layout": bench_layout, "p1": bench_p1}
-    bench = {**benches, "resident": resident}[args.what]
+    if args.tiny:
+        MODEL[:] = TINY_MODEL
+    device = args.device or "cpu"
+    resident: Callable[[int, int, int], list[str]] = partial(
+        bench_resident, device=device, data=args.data, data_root=args.data_root
+    )
+    on_device: dict[str, Callable[[int, int, int], list[str]]] = {
+        "resident": resident,
+        "views": partial(bench_views, device=device),
+        "gpu": partial(bench_gpu, device=args.device or "cuda"),
+    }
+    benches = {"ddp": bench_ddp, "methods": bench_methods, "layout": bench_layout, "p1": bench_p1}
+    bench = {**benches, **on_device}[args.what]
     lines = bench(args.batch, args.steps, args.warmup)
     print("\n".join(lines))
     return 0

@@ -48,6 +48,7 @@ def load_script(relpath: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"selfsup_script_{Path(relpath).stem}", ROOT / relpath)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     if hasattr(getattr(module, "main", None), "__wrapped__"):
         module.main.__wrapped__.__module__ = "__main__"

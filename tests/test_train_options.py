@@ -36,6 +36,10 @@ NEEDS = {
 # The CIFAR-10 reproductions (ResNet-18) train end to end in tests/test_readme.py, through the
 # README's `scripts/reproduce.py` commands (CPU, fake data); not a second time here.
 ELSEWHERE = {("experiment", "dcl_batch_cifar10"), ("experiment", "dcl_knn_cifar10")}
+# The CIFAR-10 speedrun trains end to end (on the CPU, tiny) in tests/test_gpu_evidence.py's dry run;
+# its full-length variant differs only in trainer.max_epochs.
+# (test_the_speedruns_differ_only_in_their_length there).
+DRY_RUN = {("experiment", "cifar10_speedrun"), ("experiment", "cifar10_speedrun_short")}
 # Every method with every loss it declares trains in tests/methods/test_contract.py (which also
 # checks that every loss option is declared by some method): not a second time here.
 CONTRACT = {"method", "loss"}
@@ -51,7 +55,7 @@ def all_options() -> list[tuple[str, str]]:
 def _params() -> list[object]:
     out = []
     for group, option in all_options():
-        if (group, option) in ELSEWHERE or group in CONTRACT:
+        if (group, option) in ELSEWHERE | DRY_RUN or group in CONTRACT:
             continue
         marks = [pytest.mark.gpu] if (group, option) in GPU_ONLY else []
         out.append(pytest.param(group, option, marks=marks, id=f"{group}={option}"))

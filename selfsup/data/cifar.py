@@ -1,4 +1,4 @@
-"""CIFAR-10/100 from the official python pickles, or from an ImageFolder tree of JPEGs.
+"""CIFAR-10/100 from the official python pickles, decoded arrays (``.npz``), or an ImageFolder tree of JPEGs.
 
 Reading the pickles ourselves (rather than through torchvision's classes) keeps the reader
 testable on synthetic files; ``download=true`` still fetches through torchvision.
@@ -13,7 +13,7 @@ import numpy as np
 
 from selfsup.data.base import ImageSplits, TensorImageDataset
 from selfsup.data.folder import OnBadImage, folder_splits
-from selfsup.errors import MissingFileError
+from selfsup.errors import DataError, MissingFileError
 
 LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
@@ -31,6 +31,27 @@ def _read_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.
     return np.concatenate(xs), np.concatenate(ys)
 
 
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_arrays(path: Path, num_classes: int) -> ImageSplits:
+    """Decoded uint8 arrays: ``x_*`` (N, 32, 32, 3) or (N, 3, 32, 32), ``y_*`` (N,) labels."""
+    with np.load(path) as z:
+        missing = [k for k in ARRAY_KEYS if k not in z.files]
+        if missing:
+            raise DataError(f"{path} lacks {', '.join(missing)}: expected the arrays {', '.join(ARRAY_KEYS)}")
+        parts = {k: z[k] for k in ARRAY_KEYS}
+    for split in ("train", "test"):
+        x = parts[f"x_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 4 or 3 not in (x.shape[1], x.shape[-1]):
+            raise DataError(f"{path}: x_{split} must be uint8 (N, 32, 32, 3), got {x.dtype} {tuple(x.shape)}")
+    return ImageSplits(
+        TensorImageDataset(parts["x_train"], parts["y_train"]),
+        TensorImageDataset(parts["x_test"], parts["y_test"]),
+        num_classes=num_classes,
+    )
+
+
 def cifar_splits(
     root: str,
     num_classes: int = 10,
@@ -40,9 +61,12 @@ def cifar_splits(
 ) -> ImageSplits:
     """CIFAR-10 or CIFAR-100, 32x32 RGB, 50,000 train / 10,000 test.
 
-    Looks for, in order: ``root/<pickles folder>`` (torchvision's layout), then
-    ``root/train/<class>/`` + ``root/test/<class>/`` (what ``shared/datasets/cifar10.py OUT_DIR``
-    writes). With ``download`` and neither present, torchvision downloads the pickles.
+    Looks for, in order: ``root/<pickles folder>`` (torchvision's layout); ``root/cifar10.npz``
+    (``cifar100.npz``): decoded uint8 arrays ``x_train`` (N, 32, 32, 3), ``y_train``, ``x_test``,
+    ``y_test``, as ``shared/datasets/cifar10.py OUT_DIR --npz OUT_DIR/cifar10.npz`` writes them (held
+    in memory as tensors, so ``data.on_device=true`` can hold them on the GPU); then
+    ``root/train/<class>/`` + ``root/test/<class>/`` (the JPEG tree that script writes, decoded per
+    sample). With ``download`` and none present, torchvision downloads the pickles.
 
     Args:
         root: data folder.
@@ -56,6 +80,9 @@ def cifar_splits(
     sub, train_names, test_names, key = LAYOUT[num_classes]
     pickles = Path(root) / sub
     tree = Path(root)
+    arrays = tree / f"cifar{num_classes}.npz"
+    if not (pickles / train_names[0]).is_file() and arrays.is_file():
+        return _read_arrays(arrays, num_classes)
     if not (pickles / train_names[0]).is_file():
         if (tree / "train").is_dir() and (tree / "test").is_dir():
             return folder_splits(
@@ -63,12 +90,13 @@ def cifar_splits(
             )
         if not download:
             hint = (
-                " Here, unpack the bundled copy: `python ../shared/datasets/cifar10.py " + str(tree) + "`."
+                " Here, unpack the bundled copy: `python ../shared/datasets/cifar10.py " + f"{tree} --npz {arrays}`."
                 if num_classes == 10
                 else ""
             )
             raise MissingFileError(
-                f"CIFAR-{num_classes} not found: looked for {pickles}/{train_names[0]} and {tree}/train/<class>/. "
+                f"CIFAR-{num_classes} not found: looked for {pickles}/{train_names[0]}, {arrays} and "
+                f"{tree}/train/<class>/. "
                 f"Set data.download=true to download it with torchvision (needs internet).{hint}"
             )
         from torchvision import datasets

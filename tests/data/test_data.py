@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from selfsup.data import ImageDataModule
+from selfsup.data.base import TensorImageDataset
 from selfsup.data.cifar import cifar_splits
 from selfsup.data.digits import digits_splits
 from selfsup.data.fashion_mnist import fashion_mnist_splits, read_idx
 from selfsup.data.folder import folder_splits
 from selfsup.data.stl10 import stl10_splits
+from selfsup.errors import DataError
 from tests import fake_data
 
 
@@ -59,6 +61,23 @@ def test_cifar_reads_the_unpacked_jpeg_tree(tmp_path: Path) -> None:
     fake_data.make_image_folder(tmp_path, splits=("train", "test"), n=12, size=32)
     s = cifar_splits(str(tmp_path), num_classes=10)
     assert len(s.train) == 12 and s.num_classes == 3 and s.train[0][0].shape == (3, 32, 32)
+
+
+def test_cifar_reads_decoded_arrays_before_the_jpeg_tree(tmp_path: Path) -> None:
+    """`cifar10.py OUT_DIR --npz OUT_DIR/cifar10.npz` writes both; the arrays are read, as tensors."""
+    fake_data.make_image_folder(tmp_path, splits=("train", "test"), n=12, size=32)
+    x = fake_data.make_cifar_npz(tmp_path / "cifar10.npz", n_train=40, n_test=10)
+    s = cifar_splits(str(tmp_path), num_classes=10)
+    assert len(s.train) == 40 and len(s.test) == 10 and s.num_classes == 10
+    img, y, idx = s.train[7]
+    assert torch.equal(img, torch.from_numpy(x["x_train"][7]).permute(2, 0, 1)) and int(y) == 7 % 10 and idx == 7
+    assert isinstance(s.train, TensorImageDataset)  # in memory: data.on_device=true can hold it on the device
+
+
+def test_cifar_arrays_missing_a_key_name_the_file_and_the_keys(tmp_path: Path) -> None:
+    np.savez(tmp_path / "cifar10.npz", x_train=np.zeros((2, 32, 32, 3), np.uint8), y_train=np.zeros(2))
+    with pytest.raises(DataError, match=r"cifar10\.npz lacks x_test, y_test"):
+        cifar_splits(str(tmp_path), num_classes=10)
 
 
 def test_cifar_missing_says_where_and_how(tmp_path: Path) -> None:
