@@ -211,7 +211,7 @@ _IMPORTED = time.monotonic()
 def _report(rows: dict[str, dict[str, float]], results: dict[str, Any], run_dir: Path, warnings: list[str]) -> None:
     took = f"pretraining took {results['pretrain_seconds']:.1f} s, the final evaluation {results['eval_seconds']:.1f} s"
     print(
-        f"\n{took}; {results['process_seconds']:.1f} s from process start. Offline evaluation on the held-out split:\n"
+        f"\n{took}; {results['process_seconds']:.1f} s from process start; offline evaluation on the held-out split:\n"
     )
     print(format_table(rows, collapsed=["pretrained"] if warnings else []))
     for w in warnings:
