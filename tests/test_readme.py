@@ -138,6 +138,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/make_shards.py",
                     "python ../shared/datasets/cifar10.py",
                     "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
+                    "bash scripts/gpu_evidence.sh",  # tests/test_gpu_evidence.py (its dry run)
                 )
             )
         ), f"README command without a test: {cmd}"
@@ -186,6 +187,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             continue  # run on the real unpacked copy in the slow test below
         if "launcher=slurm" in cmd:
             continue  # run against a real SLURM in tests/test_slurm.py
+        if "experiment=cifar10_speedrun" in cmd:
+            continue  # a GPU run: on the CPU in tests/test_gpu_evidence.py (scripts/gpu_evidence.py --dry-run)
         named = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.sweep.dir=")), None)
         # A named sweep runs at the same path below SWEEPS, so a collect over its parent folder finds it.
         out = tmp_path / SWEEPS / named if named else tmp_path / f"cmd{i}"
