@@ -12,8 +12,10 @@ in-memory sets (cifar10, cifar100, stl10, fashion_mnist, digits; ``data.*`` over
 as for train.py): each image is stored as a lossless PNG, so it reads back pixel for pixel.
 
 OUT gets ``train/`` and ``val/`` (litdata chunks of ``--chunk-mb`` MB) and ``selfsup_shards.json``
-(classes, channels, counts). Everything is written under a temporary name beside OUT and renamed
-at the end: OUT is complete or absent. An existing OUT is refused (``--overwrite`` replaces it).
+(classes, channels, counts). Everything is written under a temporary name beside OUT and swapped in
+whole at the end (selfsup/owned_dir.py): OUT is the old complete set or the new one, never a mix,
+and what a killed run left beside it is removed by the next one. An existing OUT is refused;
+``--force`` replaces it if selfsup wrote it (it holds ``.selfsup``), never another folder.
 Then: ``python train.py data=shards data.path=OUT``.
 """
 
@@ -23,7 +25,6 @@ import argparse
 import io
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -104,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("overrides", nargs="*", help="data.* overrides for data=NAME (as for train.py)")
     ap.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 1 grey or 3 RGB")
     ap.add_argument("--chunk-mb", type=float, default=64.0, help="chunk file size in MB")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    ap.add_argument("--force", action="store_true", help="replace OUT if it exists (only shards selfsup wrote)")
     args = ap.parse_args(argv)
 
     from selfsup.data.shards import FORMAT, META
     from selfsup.errors import ConfigError, user_errors_as_one_line
+    from selfsup.owned_dir import check_replaceable, replacing
 
     with user_errors_as_one_line():
-        if args.out.exists() and not args.overwrite:
-            raise ConfigError(f"{args.out} exists; choose another OUT or pass --overwrite")
+        check_replaceable(args.out, args.force)
         if args.source.startswith("data="):
             streams, classes, counts, channels = _config_items(args.source, args.overrides)
         else:
@@ -120,20 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"overrides {args.overrides} apply to data=NAME only, not to an image folder")
             streams, classes, counts = _folder_items(Path(args.source), args.channels)
             channels = args.channels
-        partial = args.out.with_name(f".{args.out.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
+        with replacing(args.out, "shards") as partial:
             for split in SPLITS:
                 _write(streams[split], partial / split, int(args.chunk_mb * 2**20), counts[split], split)
             meta = {"format": FORMAT, "classes": classes, "channels": channels, "samples": counts}
             meta["source"] = args.source
             (partial / META).write_text(json.dumps(meta, indent=2) + "\n")
-            if args.out.exists():
-                shutil.rmtree(args.out)
-            partial.rename(args.out)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
     print(f"wrote {counts['train']} + {counts['val']} images to {args.out}")
     return 0
 

@@ -11,9 +11,12 @@ back the original message, so it still prints as one line.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -57,6 +60,42 @@ class LossNotFinite(UserError, FloatingPointError):
 
 class DataError(UserError, ValueError):
     """A data file that cannot be read (a corrupt image, say), named with the option that handles it."""
+
+
+class DiskFullError(UserError, OSError):
+    """The disk filled up while a file was written; the message names the file and the free space."""
+
+
+# torch.save's zip writer reports a full disk as RuntimeError("[enforce fail at inline_container.cc...]
+# unexpected pos ..."), not as ENOSPC: a write that fails with this little space left was the disk.
+FULL_BELOW_BYTES = 16 * 2**20
+
+
+def _free_bytes(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        if p.exists():
+            return shutil.disk_usage(p).free
+    return None
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Around the writing of ``path``: a full disk (``ENOSPC``, or torch's zip writer failing with
+    almost no space left) becomes :class:`DiskFullError` ``disk full writing PATH (N MB free)``."""
+    path = Path(path)
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except (OSError, RuntimeError) as e:
+        free = _free_bytes(path)
+        full = getattr(e, "errno", None) == errno.ENOSPC or (
+            isinstance(e, RuntimeError) and free is not None and free < FULL_BELOW_BYTES
+        )
+        if not full:
+            raise
+        mb = "?" if free is None else f"{free / 2**20:.0f}"
+        raise DiskFullError(f"disk full writing {path} ({mb} MB free)") from e
 
 
 @contextlib.contextmanager

@@ -11,13 +11,13 @@
   ``selfsup.backbones.SmallCNN`` there; :func:`load_exported` builds either.
 - ``README.md``: a model card (method, loss, data, epochs, metrics, how to load).
 
-The directory is written next to the run as ``export.tmp`` and renamed, so it is whole or absent.
+The directory is written beside its public name and swapped in whole (:mod:`selfsup.owned_dir`):
+at every instant ``export/`` is the old complete version or the new one.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from typing import Any
 from omegaconf import DictConfig
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from selfsup.owned_dir import replacing
 
 EXPORT = "export"
 WEIGHTS = "model.safetensors"
@@ -42,6 +44,9 @@ def export_encoder(
     card: Mapping[str, Any],
 ) -> Path:
     """Write ``out/`` (replacing it whole) from ``encoder``, a backbone with ``export_config()``.
+
+    ``out`` is replaced without a question: a caller that may refuse (a path the user named) calls
+    :func:`selfsup.owned_dir.check_replaceable` first.
 
     Args:
         encoder: the backbone to export (``TimmBackbone`` or ``SmallCNN``).
@@ -68,14 +73,10 @@ def export_encoder(
             "classifier": None,
         },
     }
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-    (tmp / CARD).write_text(_card(config, card))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with replacing(out, EXPORT) as tmp:
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / CARD).write_text(_card(config, card))
     return out
 
 

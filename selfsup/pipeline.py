@@ -32,6 +32,7 @@ from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import format_table, table_columns
 from selfsup.export import EXPORT, export_run
 from selfsup.methods.base import Method
+from selfsup.owned_dir import recover
 from selfsup.plots import TEMPERATURES, plot_temperatures
 from selfsup.progress import EpochProgressBar
 from selfsup.resume import (
@@ -42,6 +43,7 @@ from selfsup.resume import (
     checkpoint_step,
     mid_epoch_checkpoints,
     read_metrics,
+    remove_partial_checkpoints,
     restore_metrics,
     resume_checkpoint,
 )
@@ -100,6 +102,10 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
     lead = launcher_rank_zero()
     if lead:
         start_attempt(run_dir)
+        # What a killed attempt left half-written: a checkpoint's temporary, an export's new or old
+        # version beside export/ (the complete checkpoints and export/ themselves stay).
+        remove_partial_checkpoints(run_dir / "checkpoints")
+        recover(run_dir / EXPORT)
     resolved = save_config(cfg, run_dir, write=lead)
     git = git_revision()
     if lead:

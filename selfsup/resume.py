@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from selfsup.dist import rank, world_size
-from selfsup.errors import CheckpointError, ConfigError, LossNotFinite, MissingFileError
+from selfsup.errors import CheckpointError, ConfigError, LossNotFinite, MissingFileError, writing
 
 LAST = "last.ckpt"
 
@@ -41,7 +41,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            with open(tmp, "wb") as f:
+            with writing(path), open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -56,6 +56,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(fd)  # the renames themselves reach the disk
         finally:
             os.close(fd)
+
+
+def remove_partial_checkpoints(folder: Path) -> None:
+    """Delete the temporaries a killed :class:`AtomicCheckpointIO` save left in ``folder``
+    (``.NAME.tmp``, ``.NAME.previous.tmp``); the checkpoints themselves are never touched."""
+    if folder.is_dir():
+        for tmp in folder.glob(".*.ckpt*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def previous_checkpoint(path: Path) -> Path:

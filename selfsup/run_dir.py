@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from selfsup.errors import writing
+
 RESULTS = "results.json"
 FAILED = "FAILED"
 
@@ -33,7 +35,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "w") as f:
+        with writing(path), os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -81,9 +83,11 @@ def git_revision(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def mark_failed(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
-    """Record why the run stopped; an earlier ``FAILED`` is replaced, ``results.json`` never written."""
+    """Record why the run stopped; an earlier ``FAILED`` is replaced, ``results.json`` never written.
+    Where even that cannot be written (a full disk), the run's own error is what the user sees."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    atomic_write_text(Path(run_dir) / FAILED, text)
+    with contextlib.suppress(OSError):
+        atomic_write_text(Path(run_dir) / FAILED, text)
 
 
 def start_attempt(run_dir: str | os.PathLike[str]) -> None:
@@ -123,6 +127,20 @@ def load_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
         r["run_dir"] = str(path.parent)
         runs.append(r)
     return runs
+
+
+def check_finished(run_dir: Path, allow: str | None) -> None:
+    """Refuse a run that failed (``FAILED``) or has not finished (no ``results.json``); ``allow``
+    names the option that asks for it anyway (None: that option was given)."""
+    from selfsup.errors import ConfigError
+
+    if allow is None:
+        return
+    if (run_dir / FAILED).is_file():
+        first = (run_dir / FAILED).read_text().strip().splitlines()[-1:] or ["?"]
+        raise ConfigError(f"{run_dir} is a FAILED run ({first[0][:160]}); {allow} uses its checkpoint anyway")
+    if not (run_dir / RESULTS).is_file():
+        raise ConfigError(f"{run_dir} has not finished (no {RESULTS}); {allow} uses its last checkpoint anyway")
 
 
 def trained_run(source: str | os.PathLike[str]) -> tuple[Path, Path]:

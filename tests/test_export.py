@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from selfsup.backbones import TimmBackbone
 from selfsup.build import load_trained
 from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
+from selfsup.owned_dir import MARKER
 from selfsup.pipeline import run
 from tests.conftest import load_script
 
@@ -46,7 +47,7 @@ def test_a_trained_timm_run_loads_in_plain_timm(composed, tmp_path: Path) -> Non
     run_dir = tmp_path / "run"
     run(cfg, run_dir, loss_choice="ntxent")
     export = run_dir / "export"
-    assert sorted(p.name for p in export.iterdir()) == sorted([WEIGHTS, CONFIG, CARD])
+    assert sorted(p.name for p in export.iterdir()) == sorted([WEIGHTS, CONFIG, CARD, MARKER])
     config = json.loads((export / CONFIG).read_text())
     assert config["architecture"] == "resnet18" and config["model_args"] == {"in_chans": 1}
     assert config["pretrained_cfg"]["mean"] == list(cfg.data.mean) and config["num_features"] == 512
@@ -93,10 +94,36 @@ def test_the_script_exports_any_checkpoint_and_refuses_another_model(composed, t
     (cnn / "checkpoints" / "last.ckpt").write_bytes((other / "checkpoints" / "last.ckpt").read_bytes())
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        main([str(cnn)])
+        main([str(cnn), "--force"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {cnn / 'checkpoints' / 'last.ckpt'} holds another model")
+
+    # The run's export exists: replaced only with --force. A folder of the user's: never, and untouched.
+    with pytest.raises(SystemExit) as e:
+        main([str(other)])
+    assert e.value.code == 2 and "exists (written by selfsup); pass --force" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    (mine / "sub" / "table.csv").write_text("1,2\n")
+    with pytest.raises(SystemExit) as e:
+        main([str(other), "--out", str(mine), "--force"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and f"{mine} exists and was not written by selfsup" in err[0]
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*")) == ["notes.txt", "sub", "sub/table.csv"]
+
+    # A FAILED or unfinished run: refused unless --unfinished asks for it.
+    (other / "results.json").rename(other / "results.moved")
+    with pytest.raises(SystemExit) as e:
+        main([str(other), "--out", str(tmp_path / "unfinished")])
+    assert e.value.code == 2 and "has not finished (no results.json); --unfinished" in capsys.readouterr().err
+    assert not (tmp_path / "unfinished").exists()
+    (other / "FAILED").write_text("Traceback ...\nValueError: boom\n")
+    with pytest.raises(SystemExit) as e:
+        main([str(other), "--out", str(tmp_path / "unfinished")])
+    assert e.value.code == 2 and "is a FAILED run (ValueError: boom); --unfinished" in capsys.readouterr().err
+    assert main([str(other), "--out", str(tmp_path / "unfinished"), "--unfinished"]) == 0
 
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "nope")])
