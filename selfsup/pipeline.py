@@ -29,7 +29,7 @@ from selfsup.dist import launcher_rank_zero
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.layers import split_rows, stage_encoders
 from selfsup.eval.online_probe import OnlineLinearProbe
-from selfsup.eval.report import format_table, table_columns
+from selfsup.eval.report import below_baselines, format_table, table_columns
 from selfsup.export import EXPORT, export_run
 from selfsup.methods.base import Method
 from selfsup.owned_dir import recover
@@ -222,4 +222,6 @@ def _report(rows: dict[str, dict[str, float]], results: dict[str, Any], run_dir:
     print(format_table(rows, collapsed=["pretrained"] if warnings else []))
     for w in warnings:
         print(f"\nWARNING: {w}")
+    for remark in below_baselines(rows):
+        print(f"\nNOTE: {remark}")
     print(f"\nrun directory: {run_dir}")

@@ -16,9 +16,11 @@ import shutil
 import subprocess
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from omegaconf import DictConfig
 
 from selfsup.errors import writing
 
@@ -114,19 +116,72 @@ def remove_if_only_hydra(run_dir: str | os.PathLike[str]) -> None:
     path.rmdir()
 
 
-def load_runs(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def load_runs(root: str | os.PathLike[str], broken: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """Every finished run below ``root``: its ``results.json``, with ``run_dir`` (its folder) added.
 
     The one reader of ``results.json`` (``scripts/collect.py``, ``select_runs.py`` and
     ``reproduce.py`` all use it). Unfinished runs have no ``results.json`` and are skipped;
-    runs are in path order.
+    runs are in path order. A ``results.json`` that cannot be read as a run's results (empty,
+    truncated, another file), or a run that trained no step, is broken: with ``broken`` given it
+    is appended there as ``(run_dir, why)`` and left out; without it, :class:`ConfigError` names it.
     """
+    from selfsup.errors import ConfigError
+
     runs = []
     for path in sorted(Path(root).rglob(RESULTS)):
-        r = json.loads(path.read_text())
+        try:
+            r = json.loads(path.read_text())
+            why = _broken(r)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            why = f"unreadable {RESULTS} ({' '.join(str(e).split())})"
+        if why:
+            if broken is None:
+                raise ConfigError(f"{path}: {why}")
+            broken.append((str(path.parent), why))
+            continue
         r["run_dir"] = str(path.parent)
         runs.append(r)
     return runs
+
+
+def _broken(results: Any) -> str:
+    """Why ``results`` is not a finished run's results ('' when it is)."""
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict) or "choices" not in results:
+        return f"not a run's {RESULTS} (no metrics or choices)"
+    if results.get("steps") == 0:
+        return "trained 0 steps"
+    return ""
+
+
+def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """A finished run's resolved config (``run_dir/config.yaml``) with ``key=value`` ``overrides``,
+    checked as ``train.py`` checks its own: a key the run does not have, or a value its schema
+    refuses, is one :class:`ConfigError` line naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from selfsup.errors import ConfigError
+    from selfsup.schema import check_schema
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    assert isinstance(cfg, DictConfig)
+    OmegaConf.set_struct(cfg, True)  # a mistyped override is an error, as in train.py
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"{item!r}: expected key=value, e.g. eval.knn_k=200")
+        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise ConfigError(f"{key}: the run's config ({run_dir / 'config.yaml'}) has no such key")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"{item}: {' '.join(str(e).split()[:12])}") from None
+    assert isinstance(cfg, DictConfig)
+    check_schema(cfg)
+    return cfg
+
+
+_ABSENT = object()
 
 
 def check_finished(run_dir: Path, allow: str | None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, load_script
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
 
@@ -61,7 +61,7 @@ def test_method_loss_mismatch_from_the_command_line(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()  # refused before Hydra made the run directory
 
 
-def test_linear_probe_script_reevaluates_a_run(tmp_path: Path) -> None:
+def test_linear_probe_script_reevaluates_a_run(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     assert train(*TINY, run_dir=run_dir).returncode == 0
     trained = json.loads((run_dir / "results.json").read_text())["metrics"]
@@ -85,4 +85,24 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 2 and "config.yaml" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'nope'}")
+
+    # Overrides are checked as train.py checks its own, and a FAILED run is refused: one line each,
+    # before anything is written (probe.json stays as it is).
+    main = load_script("scripts/linear_probe.py").main
+    before = (run_dir / "probe.json").read_bytes()
+    cases = [
+        (["eval.bogus=1"], "error: eval.bogus: the run's config"),
+        (["eval.knn_k=0"], "error: eval.knn_k=0: must be greater than 0"),
+        (["eval.knn_k"], "error: 'eval.knn_k': expected key=value"),
+    ]
+    for overrides, line in cases:
+        with pytest.raises(SystemExit) as e:
+            main([str(run_dir), *overrides])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1 and err[0].startswith(line), (overrides, err)
+    (run_dir / "FAILED").write_text("Traceback ...\nLossNotFinite: loss is nan\n")
+    with pytest.raises(SystemExit):
+        main([str(run_dir)])
+    assert "is a FAILED run (LossNotFinite: loss is nan); --unfinished" in capfd.readouterr().err
+    assert (run_dir / "probe.json").read_bytes() == before

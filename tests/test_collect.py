@@ -101,3 +101,45 @@ def test_a_group_with_collapsed_runs_says_how_many(tmp_path: Path) -> None:
     assert {r["loss"]: r["collapsed"] for r in rows} == {"dcl": 1, "ntxent": 0}
     md = to_markdown(rows, group_by)
     assert "| dcl | 2 (1 collapsed) | 50.00 ± 56.57 |" in md and "| ntxent | 1 | 80.00 ± 0.00 |" in md, md
+
+
+def _with_config(d: Path, **settings: object) -> None:
+    """A run's config.yaml: its own directory in run_dir and a logger's save_dir, plus ``settings``."""
+    import yaml
+
+    config: dict = {"run_dir": str(d), "seed": 0, "logger": {"csv": {"save_dir": str(d)}}, "trainer": {}}
+    for key, value in settings.items():
+        config["trainer"][key] = value
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_runs_that_differ_in_more_than_the_seed_are_not_averaged(tmp_path: Path) -> None:
+    """30 and 2 epochs are two rows, not '2 runs, mean ± std'; with --group-by, refused naming the key."""
+    for name, seed, epochs, top1 in (("a", 0, 30, 90.0), ("b", 1, 30, 92.0), ("c", 0, 2, 40.0)):
+        _fake_run(tmp_path / name, "dcl", seed, top1)
+        _with_config(tmp_path / name, max_epochs=epochs)
+    group_by, rows = summarize(load_runs(tmp_path))
+    assert group_by == ["data", "trainer.max_epochs"]  # one data set: its column stays; the epochs split
+    by = {r["trainer.max_epochs"]: r for r in rows}
+    assert by["30"]["runs"] == 2 and by["30"]["linear_top1"] == pytest.approx(91.0) and by["2"]["runs"] == 1
+    p = subprocess.run([sys.executable, "scripts/collect.py", str(tmp_path), "--group-by", "loss"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "error: --group-by loss would average runs that differ in trainer.max_epochs; add them to --group-by, "
+        "or leave --group-by out to group by everything that differs"
+    ]
+
+
+def test_broken_runs_are_listed_and_the_rest_collected(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "ok", "dcl", 0, 90.0)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.json").write_text("")
+    _fake_run(tmp_path / "zero", "dcl", 1, 10.0)
+    results = json.loads((tmp_path / "zero" / "results.json").read_text())
+    (tmp_path / "zero" / "results.json").write_text(json.dumps(results | {"steps": 0}))
+    p = subprocess.run([sys.executable, "scripts/collect.py", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "| digits | 1 | 90.00 ± 0.00 |" in p.stdout and "2 broken run(s), not counted:" in p.stdout
+    assert f"| {tmp_path / 'empty'} | unreadable results.json (" in p.stdout
+    assert f"| {tmp_path / 'zero'} | trained 0 steps |" in p.stdout

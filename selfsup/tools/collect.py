@@ -2,11 +2,58 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from selfsup.errors import ConfigError
+
 METRICS = ("linear_top1", "knn_top1", "rankme_backbone", "lidar_backbone", "pretrain_seconds")
+# Keys that differ between runs that are otherwise the same run: the repetitions averaged over.
+REPEATS = ("seed", "run_dir")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out |= _flat(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): json.dumps(node, sort_keys=True) if isinstance(node, list) else node}
+
+
+def run_settings(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's resolved config (``RUN_DIR/config.yaml``) as dotted keys, its own directory written
+    as ``RUN_DIR`` wherever a value holds it (a logger's ``save_dir``); {} where it has none."""
+    path = Path(run["run_dir"]) / "config.yaml"
+    if not path.is_file():
+        return {}
+    config = yaml.safe_load(path.read_text()) or {}
+    own = str(config.get("run_dir") or run["run_dir"])
+    return {
+        k: v.replace(own, "RUN_DIR") if isinstance(v, str) else v
+        for k, v in _flat(config).items()
+        if not k.startswith("choices.")
+    }
+
+
+def differing_keys(runs: Sequence[dict[str, Any]], group_by: Sequence[str]) -> list[str]:
+    """Config keys whose values differ between runs of one ``group_by`` group, other than the
+    repetitions' (:data:`REPEATS`): averaging such a group would mix different runs."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(tuple(str(r["choices"].get(k)) for k in group_by), []).append(r)
+    keys: set[str] = set()
+    for members in groups.values():
+        settings = [run_settings(m) for m in members]
+        for k in {k for s in settings for k in s}:
+            if k not in REPEATS and len({repr(s.get(k)) for s in settings}) > 1:
+                keys.add(k)
+    return sorted(keys)
 
 
 def _value(run: dict[str, Any], metric: str) -> float:
@@ -26,7 +73,10 @@ def summarize(
 
     Args:
         runs: as :func:`selfsup.run_dir.load_runs` returns.
-        group_by: choice keys (``loss``, ``data``, ...); default: every choice that varies.
+        group_by: choice keys (``loss``, ``data``, ...); default: every choice that varies, and
+            every config key that differs between runs of one such group (:func:`differing_keys`),
+            so runs are averaged only over their repetitions (seeds). Given, a group whose runs
+            differ in another key is refused, naming the keys.
 
     Returns:
         The keys grouped by, and the rows.
@@ -36,6 +86,19 @@ def summarize(
     if group_by is None:
         keys = sorted({k for r in runs for k in r["choices"]})
         group_by = [k for k in keys if len({r["choices"].get(k) for r in runs}) > 1] or keys[:1]
+        # Settings that differ within those groups (trainer.max_epochs=30 beside 2) are columns too.
+        extra = differing_keys(runs, group_by)
+        for r in runs:
+            settings = run_settings(r)
+            r["choices"] = {**r["choices"], **{k: settings.get(k) for k in extra}}
+        group_by = [*group_by, *extra]
+    else:
+        mixed = differing_keys(runs, group_by)
+        if mixed:
+            raise ConfigError(
+                f"--group-by {' '.join(group_by)} would average runs that differ in {', '.join(mixed)}; "
+                "add them to --group-by, or leave --group-by out to group by everything that differs"
+            )
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault(tuple(str(r["choices"].get(k)) for k in group_by), []).append(r)

@@ -49,3 +49,16 @@ def test_probe_separable_vs_random() -> None:
     assert res.top1 == 100.0 and res.C in (0.1, 1.0)
     noise = rng.normal(size=(400, 10))
     assert linear_probe(noise[:300], y[:300], noise[300:], y[300:]).top1 < 50.0
+
+
+def test_a_pretrained_row_below_a_baseline_is_remarked() -> None:
+    from selfsup.eval.report import below_baselines
+
+    rows = {
+        "pretrained": {"linear_top1": 60.0, "knn_top1": 70.0},
+        "random_init": {"linear_top1": 65.0, "knn_top1": 50.0},
+        "raw_pixels": {"linear_top1": 50.0, "knn_top1": 60.0},
+    }
+    (remark,) = below_baselines(rows)
+    assert remark.startswith("the pretrained encoder is below the random_init baseline (linear_top1 60.00 < 65.00)")
+    assert below_baselines({"pretrained": rows["pretrained"], "raw_pixels": rows["raw_pixels"]}) == []
