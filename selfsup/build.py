@@ -60,6 +60,11 @@ def check_config(cfg: DictConfig, loss_choice: str) -> None:
 
 
 def _check_trainer(t: DictConfig) -> None:
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={t.accelerator}: no CUDA GPU is visible here; "
+            "use trainer=cpu (or trainer.accelerator=cpu), or run on a GPU machine"
+        )
     on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
     if t.get("sync_batchnorm") and on_cpu:
         raise ConfigError(

@@ -13,6 +13,7 @@ before the first job, and each job checks its own config.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,31 @@ class CheckConfig(Callback):
 
         with user_errors_as_one_line():
             check_sweep(OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"]))
+            check_optuna(config.hydra.sweeper, list(config.hydra.overrides.task))
+
+
+# Optuna's distributions in Hydra's override grammar: interval(low, high), range(start, stop[, step]).
+_BOUNDED = re.compile(r"\b(interval|range)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*(?:,[^()]*)?\)")
+
+
+def check_optuna(sweeper: DictConfig, overrides: list[str]) -> None:
+    """The Optuna sweeper's settings (``hydra.sweeper.*`` of ``sweeper=optuna``) before its first
+    trial: at least one trial, and every search interval, in ``hydra.sweeper.params`` or on the
+    command line (``overrides``: ``key=interval(low,high)``), with low <= high."""
+    from selfsup.errors import ConfigError
+
+    if "optuna" not in str(sweeper.get("_target_", "")):
+        return
+    n = sweeper.get("n_trials")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials={n}: must be an integer >= 1 (the number of runs in the study)")
+    params = {f"hydra.sweeper.params.{k}": v for k, v in (sweeper.get("params") or {}).items()}
+    params |= dict(o.split("=", 1) for o in overrides if "=" in o)
+    for key, value in params.items():
+        for kind, low, high in _BOUNDED.findall(str(value)):
+            try:
+                lo, hi = float(low), float(high)
+            except ValueError:
+                raise ConfigError(f"{key}={value}: {kind}() needs two numbers") from None
+            if lo > hi:
+                raise ConfigError(f"{key}={value}: {kind}({low}, {high}) needs low <= high")

@@ -215,8 +215,15 @@ class FinetuneSchema(_Node):
 
 
 def check_finetune_schema(cfg: DictConfig) -> None:
-    """:func:`check_schema` for ``configs/finetune.yaml``: :class:`FinetuneSchema`, then the
+    """:func:`check_schema` for ``configs/finetune.yaml``: :class:`FinetuneSchema` (a top-level key it
+    does not declare, such as ``+num_classes=5``, is refused: nothing would read it), then the
     ``selfsup`` components in it (the data splits)."""
+    unknown = [str(k) for k in cfg if str(k) not in FinetuneSchema.model_fields and str(k) != "hydra"]
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: finetune.py has no such key (it reads {', '.join(FinetuneSchema.model_fields)}); "
+            "the number of classes comes from the data option"
+        )
     check_schema(cfg, FinetuneSchema)
 
 

@@ -174,6 +174,7 @@ CASES = [
     ("channels", _itself, ["data=cifar10"], "data=cifar10 has 3-channel images but the encoder of"),
     ("epochs", _itself, ["epochs=0"], "epochs=0: must be greater than 0"),
     ("normalize", _itself, ["normalize=imagenet"], "normalize='imagenet': must be 'source' or 'target'"),
+    ("unknown-key", _itself, ["+num_classes=5"], "num_classes: finetune.py has no such key"),
 ]
 
 

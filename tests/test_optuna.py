@@ -97,6 +97,24 @@ def test_an_unknown_objective_stops_the_sweep_before_its_first_trial(tmp_path: P
     assert not sweep.exists()
 
 
+@pytest.mark.parametrize(
+    "override,line",
+    [
+        ("hydra.sweeper.n_trials=0", "error: hydra.sweeper.n_trials=0: must be an integer >= 1"),
+        (
+            "optim.optimizer.lr=interval(0.1,0.001)",
+            "error: optim.optimizer.lr=interval(0.1,0.001): interval(0.1, 0.001) needs low <= high",
+        ),
+    ],
+)
+def test_bad_study_settings_stop_the_sweep_before_its_first_trial(tmp_path: Path, override: str, line: str) -> None:
+    """Optuna would end in 'No trials are completed yet' or its own message without a key."""
+    sweep = tmp_path / "study"
+    p = study(sweep, override)
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith(line), p.stderr[-2000:]
+    assert not sweep.exists()
+
+
 def test_objective_value_reads_the_named_metric() -> None:
     results = {"metrics": {"linear_top1": 91.0, "rankme_backbone": 30.5, "lidar_backbone": 12.0}}
     assert objective_value(results, "linear_top1") == 91.0
