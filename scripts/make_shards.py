@@ -37,7 +37,9 @@ SPLITS = ("train", "val")
 
 
 def _folder_items(source: Path, channels: int) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
-    from selfsup.data.folder import FolderImageDataset
+    from PIL import Image
+
+    from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, check_bit_depth
     from selfsup.errors import MissingFileError
 
     held_out = next((s for s in ("val", "test") if (source / s).is_dir()), None)
@@ -48,9 +50,18 @@ def _folder_items(source: Path, channels: int) -> tuple[dict[str, Iterator[dict[
     train = FolderImageDataset(source / "train", size=1, channels=channels)
     val = FolderImageDataset(source / held_out, size=1, channels=channels, classes=train.classes)
 
+    def read(path: str) -> bytes:
+        data = Path(path).read_bytes()
+        try:
+            mode = Image.open(io.BytesIO(data)).mode  # the header only
+        except DECODE_ERRORS:
+            return data  # unreadable: data.on_bad_image decides when it is read
+        check_bit_depth(mode, path)  # a 16-bit image would be clipped to 8 bits when read
+        return data
+
     def items(ds: FolderImageDataset) -> Iterator[dict[str, Any]]:
         with ThreadPoolExecutor(8) as pool:  # file reads overlap; order kept
-            contents = pool.map(lambda s: Path(s[0]).read_bytes(), ds.samples)
+            contents = pool.map(lambda s: read(s[0]), ds.samples)
             for i, ((path, label), data) in enumerate(zip(ds.samples, contents, strict=True)):
                 yield {"index": i, "label": label, "name": os.path.relpath(path, source), "image": data}
 
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="replace OUT if it exists (only shards selfsup wrote)")
     args = ap.parse_args(argv)
 
-    from selfsup.data.shards import FORMAT, META
+    from selfsup.data.shards import FORMAT, META, file_digest
     from selfsup.errors import ConfigError, user_errors_as_one_line
     from selfsup.owned_dir import check_replaceable, replacing
 
@@ -126,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                 _write(streams[split], partial / split, int(args.chunk_mb * 2**20), counts[split], split)
             meta = {"format": FORMAT, "classes": classes, "channels": channels, "samples": counts}
             meta["source"] = args.source
+            written = sorted(f for split in SPLITS for f in (partial / split).rglob("*") if f.is_file())
+            meta["files"] = {
+                f.relative_to(partial).as_posix(): {"bytes": f.stat().st_size, "sha256": file_digest(f)}
+                for f in written
+            }
             (partial / META).write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {counts['train']} + {counts['val']} images to {args.out}")
     return 0

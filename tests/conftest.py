@@ -104,7 +104,8 @@ def composed(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("data")
     roots = {
-        "fashion_mnist": fake_data.make_fashion_mnist(base / "fmnist"),
+        # More training images than the default MoCo queue and NNCLR support set (1,024), which must be smaller.
+        "fashion_mnist": fake_data.make_fashion_mnist(base / "fmnist", n_train=1100),
         "cifar10": fake_data.make_cifar_pickles(base / "cifar10", 10),
         "cifar100": fake_data.make_cifar_pickles(base / "cifar100", 100, n_train=200, n_test=100),
         "stl10": fake_data.make_stl10(base / "stl10"),

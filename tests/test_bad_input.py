@@ -100,6 +100,12 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("method-loss", ["method=byol", "loss=ntxent"], _nothing, "method=byol does not accept loss=ntxent"),
     ("syncbn-cpu", ["trainer.sync_batchnorm=true"], _nothing, "trainer.sync_batchnorm=true needs GPUs"),
     ("fp16-cpu", ["trainer.precision=16-mixed"], _nothing, "trainer.precision=16-mixed needs a GPU"),
+    (
+        "queue-above-data",
+        ["method=moco", "method.module.queue_size=100000"],
+        _nothing,
+        "method.module.queue_size=100000 is not below the training set's 1347 images",
+    ),
     ("no-gpu", ["trainer.accelerator=gpu"], _nothing, "trainer.accelerator=gpu: no CUDA GPU is visible here"),
     ("mean-per-channel", ["data.mean=[0.1,0.2]"], _nothing, "data.mean has 2 values but data.channels=1"),
     (

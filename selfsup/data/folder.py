@@ -74,9 +74,28 @@ def decode_reason(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+# PIL modes of more than 8 bits per channel: 16-bit grey (I;16*), 32-bit integer (I), float (F).
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+class HighBitDepthError(DataError):
+    """An image of more than 8 bits per channel, which selfsup would saturate to 255."""
+
+
+def check_bit_depth(mode: str, path: str) -> None:
+    """Refuse an image of more than 8 bits per channel: ``convert(mode)`` would clip it (a 16-bit
+    0..65535 gradient reaches the model as 255 almost everywhere)."""
+    if mode in HIGH_BIT_MODES:
+        raise HighBitDepthError(
+            f"image {path} has more than 8 bits per channel (PIL mode {mode}); selfsup reads 8-bit images: "
+            f"convert it first, e.g. `convert {path} -depth 8 OUT.png` (ImageMagick) or numpy `(x >> 8).astype(uint8)`"
+        )
+
+
 def _decode(path: str, mode: str) -> Image.Image:
     """The whole image decoded and converted to ``mode`` (truncated data fails here, not later)."""
     with Image.open(path) as img:
+        check_bit_depth(img.mode, path)
         return img.convert(mode)
 
 
@@ -84,6 +103,8 @@ def _check(path: str, mode: str) -> str | None:
     """None if ``path`` decodes, else why not."""
     try:
         _decode(path, mode)
+    except HighBitDepthError:
+        raise  # not unreadable: refused whatever data.on_bad_image says
     except DECODE_ERRORS as e:
         return decode_reason(e)
     return None
@@ -156,6 +177,8 @@ class FolderImageDataset(Dataset):
                 continue
             try:
                 return _decode(path, self.mode), label
+            except HighBitDepthError:
+                raise
             except DECODE_ERRORS as e:
                 if self.on_bad_image == "error":
                     raise DataError(f"image {path} cannot be read ({decode_reason(e)}); {HOW_TO}") from e
@@ -253,6 +276,13 @@ def folder_splits(
             f"image folder data needs {root}/train/<class>/ and {root}/{test_split}/<class>/; missing: {missing}"
         )
     train = FolderImageDataset(root / "train", image_size, channels, on_bad_image=on_bad_image)
+    extra = sorted(p.name for p in (root / test_split).iterdir() if p.is_dir() and p.name not in train.classes)
+    if extra:
+        raise DataError(
+            f"{root / test_split}/{extra[0]}: {len(extra)} class folder(s) of {test_split}/ the training split lacks "
+            f"({', '.join(extra[:5])}); the probes score {test_split}/ with train/'s classes: remove them, or add "
+            f"{root}/train/{extra[0]}/"
+        )
     test = FolderImageDataset(root / test_split, image_size, channels, classes=train.classes, on_bad_image=on_bad_image)
     if verify:
         verify_images([train, test], on_bad_image)

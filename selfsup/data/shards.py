@@ -5,7 +5,8 @@
 keeps its original encoded bytes (a JPEG stays the same JPEG; in-memory sets such as CIFAR are
 stored as lossless PNG), so its full resolution and aspect ratio. Layout of a shard root::
 
-    ROOT/selfsup_shards.json   classes, channels, sample counts (written last: present = complete)
+    ROOT/selfsup_shards.json   classes, channels, sample counts, every file's size and sha256
+                                (written last: present = complete)
     ROOT/train/                 litdata chunks + index.json
     ROOT/val/                   the held-out split, the same way
 
@@ -19,6 +20,10 @@ maker's :meth:`~selfsup.augment.views.ViewPipeline.full_resolution_transform`; o
 crops are batched and moved to the device. Memory does not grow with the data set: a worker
 holds a chunk or two and the batches in flight.
 
+Opening a shard root checks that every file is there with the size it was written with
+(``data.verify=true`` also compares each file's sha256): a damaged or missing chunk is named, with
+the command that rebuilds the root, before anything trains.
+
 Evaluation (probes, kNN, RankMe) reads both splits by index (:class:`ShardImages`): each image
 decoded and resized (shorter side) and centre-cropped to ``data.image_size``, pixel for pixel
 what ``data=imagefolder`` gives for the same files.
@@ -26,6 +31,7 @@ what ``data=imagefolder`` gives for the same files.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -53,7 +59,7 @@ logging.getLogger("litdata").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 
 META = "selfsup_shards.json"
-FORMAT = 1
+FORMAT = 2  # 2: META lists every file with its size and sha256
 HOW_TO_WRITE = "write shards with `python scripts/make_shards.py SOURCE ROOT`"
 
 
@@ -62,10 +68,38 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     path = Path(root) / META
     if not path.is_file():
         raise MissingFileError(f"data.path={root}: no {META} there (not a complete shard root); {HOW_TO_WRITE}")
-    meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{path}: shard format {meta.get('format')!r}, this version reads {FORMAT}; {HOW_TO_WRITE}")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path} is damaged ({' '.join(str(e).split())}); {HOW_TO_WRITE} --force") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise DataError(f"{path}: shard format {got!r}, this version reads {FORMAT}; {HOW_TO_WRITE} --force")
     return meta
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 8 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 * 2**20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_files(root: Path, meta: dict[str, Any], verify: bool) -> None:
+    """Every file META lists is there with its size (and, with ``verify``, its sha256); else a
+    one-line :class:`DataError` naming the file and the command that rebuilds the root."""
+    how = f"rebuild the shards: `python scripts/make_shards.py {meta.get('source', 'SOURCE')} {root} --force`"
+    for rel, written in meta["files"].items():
+        f = root / rel
+        if not f.is_file():
+            raise DataError(f"shard file {f} is missing; {how}")
+        size = f.stat().st_size
+        if size != written["bytes"]:
+            raise DataError(f"shard file {f} is damaged ({size} bytes, {written['bytes']} were written); {how}")
+        if verify and file_digest(f) != written["sha256"]:
+            raise DataError(f"shard file {f} is damaged (its sha256 is not the one written); {how}")
 
 
 def decode_full(data: bytes, channels: int, name: str) -> Tensor:
@@ -163,7 +197,7 @@ class ShardImages(Dataset):
         return x, torch.tensor(item["label"]), int(item["index"])
 
 
-def shard_splits(path: str, image_size: int, channels: int, seed: int = 0) -> ImageSplits:
+def shard_splits(path: str, image_size: int, channels: int, seed: int = 0, verify: bool = False) -> ImageSplits:
     """``path/train`` streamed for pretraining; ``path/train`` and ``path/val`` by index for evaluation.
 
     Args:
@@ -171,9 +205,11 @@ def shard_splits(path: str, image_size: int, channels: int, seed: int = 0) -> Im
         image_size: side of the evaluation images (resize shorter side, centre crop).
         channels: 1 or 3; must match the shards' ``channels``.
         seed: the shuffle seed of the training stream.
+        verify: also compare every file's sha256 with the one written (sizes are always compared).
     """
     meta = read_meta(path)
     root = Path(path)
+    check_files(root, meta, verify)
     if int(meta["channels"]) != channels:
         raise DataError(
             f"data.channels={channels}, but the shards in {path} hold {meta['channels']}-channel images; "

@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.dist import gather_cat
+from selfsup.errors import ConfigError
+
+
+def _below(n: int) -> int:
+    """A power of two at most a quarter of ``n`` (at least 1): a queue size to suggest."""
+    return 1 << max(0, (max(1, n // 4)).bit_length() - 1)
 
 
 class KeyQueue(nn.Module):
@@ -19,16 +25,28 @@ class KeyQueue(nn.Module):
     Args:
         size: K, keys kept.
         dim: key width D.
+        option: the config key that sets ``size``, named when :meth:`check_train_size` refuses it.
     """
 
-    def __init__(self, size: int, dim: int) -> None:
+    def __init__(self, size: int, dim: int, option: str = "queue size") -> None:
         super().__init__()
         if size <= 0:
             raise ValueError(f"queue size must be > 0, got {size}")
+        self.option = option
         self.keys: Tensor
         self.ptr: Tensor
         self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    def check_train_size(self, n: int) -> None:
+        """Refuse a queue of ``n`` keys or more for a training set of ``n`` images: it would hold
+        several stale keys of every image, and an image's own older keys would be its negatives."""
+        size = int(self.keys.shape[0])
+        if size >= n:
+            raise ConfigError(
+                f"{self.option}={size} is not below the training set's {n} images: the queue would hold several "
+                f"keys of every image (its own among its negatives); keep it below {n}, e.g. {self.option}={_below(n)}"
+            )
 
     @torch.no_grad()
     def enqueue(self, keys: Tensor) -> None:

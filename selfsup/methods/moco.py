@@ -52,7 +52,7 @@ class MoCo(TeacherMethod):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = KeyQueue(queue_size, self.head_dim)
+        self.queue = KeyQueue(queue_size, self.head_dim, option="method.module.queue_size")
         self.batch_negatives = batch_negatives
         self.shuffle_bn = shuffle_bn
 

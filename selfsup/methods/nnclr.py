@@ -34,7 +34,7 @@ class NNCLR(Method):
 
     def __init__(self, *args: Any, support_size: PositiveInt = 98304, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.support = KeyQueue(support_size, self.head_dim)
+        self.support = KeyQueue(support_size, self.head_dim, option="method.module.support_size")
 
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         assert self.predictor is not None  # needs_predictor

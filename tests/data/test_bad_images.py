@@ -170,3 +170,37 @@ def test_train_py_skips_unreadable_images(folder: tuple[Path, Path, Path], tmp_p
     assert p.returncode == 0, p.stderr[-3000:]
     assert (run_dir / "results.json").is_file()
     assert f"skipping unreadable image {bad}" in p.stdout and f"skipping unreadable image {truncated}" in p.stdout
+
+
+def test_a_validation_class_the_training_split_lacks_is_refused(tmp_path: Path) -> None:
+    root = fake_data.make_image_folder(tmp_path / "images", n=6, size=12)
+    (root / "val" / "zebra").mkdir()
+    fake_data.make_image_folder(tmp_path / "more", n=2, size=12)
+    for f in (tmp_path / "more" / "val").rglob("*.png"):
+        f.rename(root / "val" / "zebra" / f.name)
+    with pytest.raises(DataError, match=rf"{root / 'val'}/zebra: 1 class folder\(s\) of val/ the training split lacks"):
+        folder_splits(str(root), image_size=12)
+
+
+def test_16_bit_images_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """A 0..65535 gradient would reach the model as 255 almost everywhere: refused, whatever
+    data.on_bad_image says, in training, in data.verify and in make_shards.py."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import load_script
+
+    root = fake_data.make_image_folder(tmp_path / "images", n=6, size=12)
+    deep = root / "train" / "class0" / "deep.png"
+    Image.fromarray(np.linspace(0, 65535, 144, dtype=np.uint16).reshape(12, 12)).save(deep)
+    assert Image.open(deep).mode.startswith("I;16")
+    line = rf"image {deep} has more than 8 bits per channel \(PIL mode I;16\w?\); selfsup reads 8-bit images: convert"
+    for on_bad_image in ("error", "skip"):
+        ds = FolderImageDataset(root / "train", 12, channels=1, on_bad_image=on_bad_image)
+        with pytest.raises(DataError, match=line):
+            [ds[i] for i in range(len(ds))]
+        with pytest.raises(DataError, match=line):
+            folder_splits(str(root), image_size=12, channels=1, on_bad_image=on_bad_image, verify=True)
+    with pytest.raises(SystemExit):
+        load_script("scripts/make_shards.py").main([str(root), str(tmp_path / "shards"), "--channels", "1"])
+    assert not (tmp_path / "shards").exists()

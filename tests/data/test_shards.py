@@ -306,3 +306,29 @@ def test_bad_shard_roots_are_one_line_errors(tmp_path: Path, digit_shards: Path)
     with pytest.raises(DataError, match="cannot be read"):
         decode_full(b"not an image", 3, "x.jpg")
     assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # the cap stayed in its process
+
+
+def test_a_damaged_shard_file_is_named_with_the_command_that_rebuilds_it(tmp_path: Path, digit_shards: Path) -> None:
+    """A truncated chunk, a chunk with flipped bytes (data.verify=true) and a damaged
+    selfsup_shards.json: each one line naming the file, before anything trains."""
+    import shutil
+
+    root = tmp_path / "shards"
+    shutil.copytree(digit_shards, root)
+    meta = json.loads((root / META).read_text())
+    chunk = next(root / rel for rel in meta["files"] if rel.endswith(".bin"))
+    data = chunk.read_bytes()
+    shard_splits(str(root), image_size=8, channels=1, verify=True)  # intact: opens
+    chunk.write_bytes(data[:-10])
+    with pytest.raises(DataError, match=rf"shard file {chunk} is damaged \(\d+ bytes, \d+ were written\); rebuild"):
+        shard_splits(str(root), image_size=8, channels=1)
+    chunk.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    shard_splits(str(root), image_size=8, channels=1)  # the size is right: only the checksum sees it
+    with pytest.raises(DataError, match=rf"shard file {chunk} is damaged \(its sha256 .*make_shards.py data=digits"):
+        shard_splits(str(root), image_size=8, channels=1, verify=True)
+    chunk.unlink()
+    with pytest.raises(DataError, match=rf"shard file {chunk} is missing"):
+        shard_splits(str(root), image_size=8, channels=1)
+    (root / META).write_text('{"format": 2, "classes"')
+    with pytest.raises(DataError, match=rf"{root / META} is damaged \(.*--force$"):
+        shard_splits(str(root), image_size=8, channels=1)
