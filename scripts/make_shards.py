@@ -107,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     args = ap.parse_args(argv)
 
-    from selfsup.data.shards import FORMAT, META
     from selfsup.errors import ConfigError, user_errors_as_one_line
+    from selfsup.optional import require
+
+    with user_errors_as_one_line():
+        require("data=shards")  # litdata writes the chunks; without it, one line naming the package
+    from selfsup.data.shards import FORMAT, META
 
     with user_errors_as_one_line():
         if args.out.exists() and not args.overwrite:

@@ -59,6 +59,10 @@ class DataError(UserError, ValueError):
     """A data file that cannot be read (a corrupt image, say), named with the option that handles it."""
 
 
+class MissingPackageError(UserError, ImportError):
+    """An option chosen whose optional package is not installed (:mod:`selfsup.optional`)."""
+
+
 @contextlib.contextmanager
 def user_errors_as_one_line() -> Iterator[None]:
     """Turn a :class:`UserError` into ``error: <message>`` on stderr and exit status 2.
