@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-readme test-slurm test-docker test-all bench bench-env bench-peers test-bench lint format clean
+.PHONY: install train test test-slow test-readme test-slurm test-docker test-offline test-all bench bench-env bench-peers test-bench wheelhouse wheelhouse-bench lint format clean
 
 # pip -qq: errors only. Its warnings here are about the machine's pip configuration (an index
 # location it ignores) or setuptools' notes on editable installs, not about the project.
@@ -45,6 +45,12 @@ test-slurm: $(STAMP)
 test-docker: $(STAMP)
 	$(BIN)/python -m pytest -m docker $(ARGS)
 
+## Only the offline-install test (5 min on 2 busy cores, 1.6 min of CPU; the first run also installs
+## torch into .cache/, about 2 min more; needs PyPI): a fresh venv with torch and torchvision alone
+## installs a wheelhouse with --no-index and trains one epoch.
+test-offline: $(STAMP)
+	$(BIN)/python -m pytest -m slow tests/test_offline_install.py $(ARGS)
+
 ## Every test this machine can run (gpu, slurm and docker tests skip themselves with a reason).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
@@ -67,6 +73,7 @@ bench: $(STAMP)
 ## The step side by side with lightly's and stable-pretraining's SimCLR examples (scripts/bench_peers.py)
 ## runs in its own environment, .venv-bench: the peers are never installed into .venv nor imported by selfsup.
 ## webdataset, litdata and mosaicml-streaming: for the streaming data comparison.
+BENCH_PEERS := lightly stable-pretraining webdataset litdata mosaicml-streaming pytest
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 BENCH_ARGS ?= --device cpu --steps 10 --warmup 3 --batch 128
@@ -74,7 +81,7 @@ BENCH_ARGS ?= --device cpu --steps 10 --warmup 3 --batch 128
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -qq --upgrade pip
-	$(BENCH_VENV)/bin/pip install -qq -e . lightly stable-pretraining webdataset litdata mosaicml-streaming pytest
+	$(BENCH_VENV)/bin/pip install -qq -e . $(BENCH_PEERS)
 	touch $(BENCH_STAMP)
 
 bench-env: $(BENCH_STAMP)
@@ -88,6 +95,30 @@ bench-peers: $(BENCH_STAMP)
 test-bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m pytest -m bench $(ARGS)
 
+## GPU nodes without internet (README): wheelhouse/ gets the wheels that a machine which has CUDA PyTorch,
+## Lightning and timm lacks to run selfsup (hydra-core, omegaconf, pydantic, ... and selfsup's own), for
+## its Python and platform; there, `bash scripts/offline_install.sh wheelhouse` installs them. What the
+## target has: WHEELHOUSE_HAVE, a list of names (another node: its `pip list --format=freeze`); its
+## Python and platform: WHEEL_PYTHON, WHEEL_IMPL, WHEEL_PLATFORMS (pip's manylinux tags, matched
+## exactly; all three empty: this interpreter and machine); EXTRAS=wandb,sweep,slurm,shards (or all)
+## adds those options' packages.
+WHEELHOUSE ?= wheelhouse
+WHEELHOUSE_HAVE ?= scripts/gpu_image.txt
+WHEEL_PYTHON ?= 3.12
+WHEEL_IMPL ?= cp
+WHEEL_PLATFORMS ?= manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64
+EXTRAS ?=
+WHEEL_TARGET = $(addprefix --python-version ,$(WHEEL_PYTHON)) $(addprefix --implementation ,$(WHEEL_IMPL)) \
+	$(addprefix --platform ,$(WHEEL_PLATFORMS))
+
+wheelhouse:
+	$(PYTHON) scripts/wheelhouse.py --out $(WHEELHOUSE) --have $(WHEELHOUSE_HAVE) --extras "$(EXTRAS)" $(WHEEL_TARGET)
+
+## The benchmark's peers (BENCH_PEERS) and what they need beyond wheelhouse/, into wheelhouse-bench/;
+## there: `bash scripts/offline_install.sh wheelhouse`, then the same for wheelhouse-bench.
+wheelhouse-bench: wheelhouse
+	$(PYTHON) scripts/wheelhouse.py --out $(WHEELHOUSE)-bench --have $(WHEELHOUSE_HAVE) --have $(WHEELHOUSE) $(WHEEL_TARGET) $(BENCH_PEERS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -98,4 +129,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) runs multirun outputs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs multirun outputs wheelhouse wheelhouse-bench .cache .pytest_cache .mypy_cache .ruff_cache

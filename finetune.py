@@ -7,6 +7,7 @@ output directory (``configs/finetune.yaml``; README "Fine-tuning and transfer").
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -24,4 +25,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from selfsup.errors import user_errors_as_one_line
+    from selfsup.optional import check_command_line
+
+    with user_errors_as_one_line():  # data=shards without litdata, in one line
+        check_command_line(sys.argv[1:])
     main()

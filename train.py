@@ -6,6 +6,7 @@ Every option is a Hydra config group under ``configs/``; see README.md.
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -54,4 +55,11 @@ def _optuna_trial(hc: Any) -> bool:
 
 
 if __name__ == "__main__":
+    from selfsup.errors import user_errors_as_one_line
+    from selfsup.optional import check_command_line
+
+    # An option whose optional package is absent, in one line; first, because without the sweeper's
+    # or the launcher's plugin Hydra cannot compose the config, and its own error names no package.
+    with user_errors_as_one_line():
+        check_command_line(sys.argv[1:])
     main()

@@ -119,9 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="replace OUT if it exists (only shards selfsup wrote)")
     args = ap.parse_args(argv)
 
-    from selfsup.data.shards import FORMAT, META, file_digest
     from selfsup.errors import ConfigError, user_errors_as_one_line
+    from selfsup.optional import require
     from selfsup.owned_dir import check_replaceable, replacing
+
+    with user_errors_as_one_line():
+        require("data=shards")  # litdata writes the chunks; without it, one line naming the package
+    from selfsup.data.shards import FORMAT, META, file_digest
 
     with user_errors_as_one_line():
         check_replaceable(args.out, args.force)

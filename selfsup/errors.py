@@ -98,6 +98,10 @@ def writing(path: str | os.PathLike[str]) -> Iterator[None]:
         raise DiskFullError(f"disk full writing {path} ({mb} MB free)") from e
 
 
+class MissingPackageError(UserError, ImportError):
+    """An option chosen whose optional package is not installed (:mod:`selfsup.optional`)."""
+
+
 @contextlib.contextmanager
 def user_errors_as_one_line() -> Iterator[None]:
     """Turn a :class:`UserError` into ``error: <message>`` on stderr and exit status 2.

@@ -83,8 +83,9 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         module = build_module(cfg, view_maker)
         stage_encoders(module.eval_encoder, list(cfg.eval.layers))  # eval.layers names stages it has
         for part in module.modules():  # state sized against the data (a MoCo queue): checked against it
-            if hasattr(part, "check_train_size"):
-                part.check_train_size(dm.train_size())
+            check = getattr(part, "check_train_size", None)
+            if callable(check):
+                check(dm.train_size())
     except BaseException:
         if launcher_rank_zero():
             remove_if_only_hydra(run_dir)  # the directory Hydra made for this refused attempt

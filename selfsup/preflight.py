@@ -29,6 +29,7 @@ class CheckConfig(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from selfsup.build import check_config  # imported here: Hydra builds callbacks before `--help`
         from selfsup.errors import user_errors_as_one_line
+        from selfsup.optional import check_choices
         from selfsup.resume import resume_checkpoint
 
         task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
@@ -36,6 +37,7 @@ class CheckConfig(Callback):
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))  # ${now:} is cached: the same name
         with user_errors_as_one_line(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the task warns again, into the run's log
+            check_choices(config.hydra.runtime.choices)
             check_config(task, loss_choice=str(config.hydra.runtime.choices["loss"]))
             resume_checkpoint(run_dir, str(task.resume))
 
@@ -43,9 +45,11 @@ class CheckConfig(Callback):
         """A sweep: the keys its jobs share (``objective``) before the first job; each job checks
         the rest of its own config."""
         from selfsup.errors import user_errors_as_one_line
+        from selfsup.optional import check_choices
         from selfsup.schema import check_sweep
 
         with user_errors_as_one_line():
+            check_choices(config.hydra.runtime.choices)
             check_sweep(OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"]))
             check_optuna(config.hydra.sweeper, list(config.hydra.overrides.task))
 

@@ -139,6 +139,8 @@ def test_every_readme_command_is_handled() -> None:
                     "python ../shared/datasets/cifar10.py",
                     "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
                     "bash scripts/gpu_evidence.sh",  # tests/test_gpu_evidence.py (its dry run)
+                    "make wheelhouse",  # tests/test_offline_install.py
+                    "bash scripts/offline_install.sh",  # tests/test_offline_install.py
                 )
             )
         ), f"README command without a test: {cmd}"

@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from litdata import StreamingDataLoader, StreamingDataset
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -51,6 +50,12 @@ from torchvision.io import ImageReadMode, decode_image
 from selfsup.data.base import ImageSplits
 from selfsup.data.folder import DECODE_ERRORS, decode_reason, square_tensor
 from selfsup.errors import DataError, MissingFileError
+from selfsup.optional import require
+
+# Only data=shards and the scripts that write or time shards import this module; without litdata,
+# one line naming the option and the package instead of an ImportError's traceback.
+require("data=shards")
+from litdata import StreamingDataLoader, StreamingDataset  # noqa: E402
 
 # litdata reports its cache settings at INFO on every dataset it opens: a dozen lines per run.
 logging.getLogger("litdata").setLevel(logging.WARNING)
