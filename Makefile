@@ -116,8 +116,11 @@ wheelhouse:
 
 ## The benchmark's peers (BENCH_PEERS) and what they need beyond wheelhouse/, into wheelhouse-bench/;
 ## there: `bash scripts/offline_install.sh wheelhouse`, then the same for wheelhouse-bench.
+## The GPU evidence run (scripts/gpu_evidence.sh) needs only lightly and stable-pretraining, without what
+## they import only when present (scripts/bench_optional.txt): BENCH_PEERS="lightly stable-pretraining".
 wheelhouse-bench: wheelhouse
-	$(PYTHON) scripts/wheelhouse.py --out $(WHEELHOUSE)-bench --have $(WHEELHOUSE_HAVE) --have $(WHEELHOUSE) $(WHEEL_TARGET) $(BENCH_PEERS)
+	$(PYTHON) scripts/wheelhouse.py --out $(WHEELHOUSE)-bench --have $(WHEELHOUSE_HAVE) --have $(WHEELHOUSE) \
+		--have scripts/bench_optional.txt $(WHEEL_TARGET) $(BENCH_PEERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
