@@ -16,6 +16,14 @@ Output:
   FILE.paths.txt (one per line, relative to DIR).
 Each file is written whole (to a temporary name, then renamed).
 
+The images must have the encoder's channels (data.channels: grey or colour), judged by the first
+image (PIL modes 1, L, LA, I, F are grey; the rest colour): colour photos given to a grey encoder
+(or grey images to a colour one) are refused in one line naming both, unless --convert asks for
+every image to be converted to the encoder's channels, which the output then says. A first image
+more than 4x larger or smaller (in its shorter side) than data.image_size prints a warning naming
+both sizes: every image is scaled to that size, so the objects in it may be far off the scale the
+encoder was trained on.
+
 --projector embeds with the projection head on top (the space the loss saw) instead of the
 backbone features. --skip-bad leaves out images that cannot be decoded (each is logged), after
 checking every file first; without it, the first such image stops the script in one line.
@@ -27,10 +35,18 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FORMATS = (".parquet", ".npy")
+# PIL modes of one (grey) channel; every other mode (RGB, RGBA, P, CMYK, ...) is colour.
+GREY_MODES = ("1", "L", "LA", "La", "I", "F")
+KIND = {1: "grey", 3: "colour"}
+SCALE_WARNING = 4  # a first image this many times larger or smaller than data.image_size is remarked on
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
     ap.add_argument("--projector", action="store_true", help="embed with the projection head on top")
     ap.add_argument("--skip-bad", action="store_true", help="leave out images that cannot be decoded")
+    ap.add_argument(
+        "--convert", action="store_true", help="convert images of other channels (grey, colour) to the encoder's"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -67,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = OmegaConf.load(run_dir / "config.yaml")
         assert isinstance(cfg, DictConfig)
         ds = FolderImageDataset(args.images, int(cfg.data.image_size), int(cfg.data.channels), labelled=False)
+        converted = check_images([p for p, _ in ds.samples], run_dir, cfg, args.convert)
         if args.skip_bad:
             bad = ds.unreadable()
             for path, reason in bad:
@@ -92,8 +112,61 @@ def main(argv: list[str] | None = None) -> int:
         emb = (out["z"] if args.projector else out["h"]).numpy()
         paths = [Path(ds.samples[int(i)][0]).relative_to(args.images).as_posix() for i in out["index"]]
         write(args.out, paths, emb)
-    print(f"embedded {len(paths)} images ({emb.shape[1]} features each, {ckpt}) to {args.out}")
+    print(f"embedded {len(paths)} images ({emb.shape[1]} features each{converted}, {ckpt}) to {args.out}")
     return 0
+
+
+def mode_channels(mode: str) -> int:
+    """1 for a grey PIL mode, 3 for a colour one."""
+    return 1 if mode in GREY_MODES or mode.startswith("I;") else 3
+
+
+def check_images(paths: list[str], run_dir: Path, cfg: DictConfig, convert: bool) -> str:
+    """Refuse images of other channels than the run's (unless ``convert``), and warn about images
+    of a very different size, judged by the first image of ``paths`` PIL can open (its header
+    only). Returns what the final line adds: ``", converted from colour to grey"`` or ``""``."""
+    from PIL import Image
+
+    from selfsup.data.folder import DECODE_ERRORS
+    from selfsup.errors import DataError
+
+    for first in paths:
+        try:
+            with Image.open(first) as img:
+                mode, (w, h) = img.mode, img.size
+            break
+        except DECODE_ERRORS:
+            continue  # embedding stops on it in one line naming the file (or --skip-bad leaves it out)
+    else:
+        return ""
+    channels, size, view = int(cfg.data.channels), int(cfg.data.image_size), int(cfg.augment.size)
+    theirs, ours = KIND[mode_channels(mode)], KIND.get(channels, f"{channels}-channel")
+    said = ""
+    if mode_channels(mode) != channels:
+        if not convert:
+            raise DataError(
+                f"--images: the first image, {first}, is {theirs} ({mode}, {w}x{h} px), but the encoder of "
+                f"{run_dir} takes {ours} images (data.channels={channels}, data.image_size={size}, views of "
+                f"{view} px); --convert converts every image to {ours}"
+            )
+        said = f", converted from {theirs} to {ours}"
+        logging.warning("--convert: every image is converted to %s (data.channels=%d)", ours, channels)
+    scale = min(w, h) / size
+    if scale > SCALE_WARNING or scale < 1 / SCALE_WARNING:
+        logging.warning(
+            "warning: the first image, %s, is %dx%d px and the encoder of %s was trained on %d px images "
+            "(data.image_size, views of %d px): every image is scaled %s to %d px, so what it shows may be "
+            "at a scale far from the training data's",
+            first,
+            w,
+            h,
+            run_dir,
+            size,
+            view,
+            "down" if scale > 1 else "up",
+            size,
+        )
+    return said
 
 
 def write(out: Path, paths: list[str], emb: object) -> None:

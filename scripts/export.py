@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import DictConfig, OmegaConf
 
     from selfsup.build import load_trained
-    from selfsup.errors import CheckpointError, user_errors_as_one_line
-    from selfsup.export import EXPORT, export_run
+    from selfsup.errors import CheckpointError, ConfigError, user_errors_as_one_line
+    from selfsup.export import EXPORT, export_run, not_exportable
     from selfsup.owned_dir import check_replaceable
     from selfsup.run_dir import RESULTS, check_finished, trained_run
 
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = OmegaConf.load(run_dir / "config.yaml")
         assert isinstance(cfg, DictConfig)
         module = load_trained(cfg, ckpt)
+        why = not_exportable(module.eval_encoder)
+        if why is not None:
+            raise ConfigError(f"{run_dir}: its encoder cannot be exported: {why}")
         results = json.loads((run_dir / RESULTS).read_text()) if (run_dir / RESULTS).is_file() else {}
         if not isinstance(results, dict):
             raise CheckpointError(f"{run_dir / RESULTS} is not a results file")

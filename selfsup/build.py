@@ -6,6 +6,7 @@ training starts, and runs the end-of-run evaluation.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,12 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from selfsup.augment import ViewPipeline
 from selfsup.data import ImageDataModule
-from selfsup.errors import CheckpointError, ConfigError
+from selfsup.errors import CheckpointError, ConfigError, UserError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
@@ -122,7 +123,12 @@ def build_datamodule(cfg: DictConfig, view_maker: ViewPipeline | None = None) ->
 
 
 def build_backbone(cfg: DictConfig) -> nn.Module:
-    backbone = instantiate(cfg.backbone)
+    try:
+        backbone = instantiate(cfg.backbone)
+    except InstantiationException as e:  # Hydra wraps what the backbone raised: a UserError stays one line
+        if isinstance(e.__cause__, UserError):
+            raise e.__cause__ from None
+        raise
     if not hasattr(backbone, "num_features"):
         raise ConfigError(f"backbone {cfg.backbone._target_} has no `num_features`")
     return backbone
@@ -155,7 +161,7 @@ def load_trained(cfg: DictConfig, ckpt: Path) -> Method:
         CheckpointError: ``ckpt`` cannot be read, or holds another model (its keys or shapes differ
             from the config's).
     """
-    module = build_module(cfg)
+    module = build_module(_checkpoint_only(cfg))
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     except Exception as e:
@@ -177,6 +183,19 @@ def load_trained(cfg: DictConfig, ckpt: Path) -> Method:
         ) from None
     module.configure_model()
     return module
+
+
+def _checkpoint_only(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``backbone.pretrained`` off: the checkpoint's weights replace pretrained ones, so
+    the machine that loads a run needs no cache of them."""
+    if not cfg.backbone.get("pretrained"):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.backbone.pretrained = False
+        if "pretrained_file" in cfg.backbone:
+            cfg.backbone.pretrained_file = None
+    return cfg
 
 
 def _instantiate_named(key: str, node: DictConfig, **kwargs: Any) -> Any:

@@ -18,6 +18,7 @@ at every instant ``export/`` is the old complete version or the new one.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,24 @@ def _card(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
         f"## Load\n\n{load}\n\n"
         f"## Held-out metrics at the end of pretraining\n\n| metric | value |\n|---|---|\n{rows}\n"
     )
+
+
+def not_exportable(encoder: nn.Module) -> str | None:
+    """Why ``encoder`` cannot be exported (no ``export_config()``), or None if it can."""
+    encoder = getattr(encoder, "_orig_mod", encoder)
+    if hasattr(encoder, "export_config"):
+        return None
+    return f"{type(encoder).__name__} has no export_config() (the backbone contract: selfsup/backbones/__init__.py)"
+
+
+def export_finished_run(
+    cfg: DictConfig, module: Any, out: Path, epochs: int, metrics: Mapping[str, float]
+) -> str | None:
+    """:func:`export_run` at the end of a run: ``out``'s name, or None, with a warning, for an encoder
+    that cannot be exported (a backbone of the user's own), so the finished run is not lost to it."""
+    why = not_exportable(module.eval_encoder)
+    if why is not None:
+        logging.getLogger(__name__).warning('export skipped: %s; results.json records "export": null', why)
+        return None
+    export_run(cfg, module, out, epochs, metrics)
+    return out.name

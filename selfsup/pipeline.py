@@ -30,7 +30,7 @@ from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.layers import split_rows, stage_encoders
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import below_baselines, format_table, table_columns
-from selfsup.export import EXPORT, export_run
+from selfsup.export import EXPORT, export_finished_run, not_exportable
 from selfsup.methods.base import Method
 from selfsup.owned_dir import recover
 from selfsup.plots import TEMPERATURES, plot_temperatures
@@ -86,6 +86,8 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
             check = getattr(part, "check_train_size", None)
             if callable(check):
                 check(dm.train_size())
+        if (why := not_exportable(module.eval_encoder)) is not None:  # said now, not after hours of training
+            log.warning("%s: this run trains and is evaluated, but writes no export/", why)
     except BaseException:
         if launcher_rank_zero():
             remove_if_only_hydra(run_dir)  # the directory Hydra made for this refused attempt
@@ -191,7 +193,9 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
         for lg in loggers:  # a loss that learns temperatures: their plot, from the CSV log
             if isinstance(lg, CSVLogger):
                 plot_temperatures(Path(lg.log_dir) / "metrics.csv", run_dir / TEMPERATURES)
-        export_run(cfg, module, run_dir / EXPORT, trainer.current_epoch, rows["pretrained"])
+        results["export"] = export_finished_run(
+            cfg, module, run_dir / EXPORT, trainer.current_epoch, rows["pretrained"]
+        )
         # Wall clock from this process's start (imports, data, compilation, evaluation and export
         # included): the time to accuracy a user waits for. A resumed run counts its last process only.
         results["process_seconds"] = round(process_seconds(), 2)

@@ -90,6 +90,19 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("layers-not-int", ["eval.layers=[last]"], _nothing, "eval.layers[0]='last': must be a valid integer"),
     ("layers-out-of-range", ["eval.layers=[5]"], _nothing, "eval.layers=[5]: 5 is not a stage of the backbone"),
     ("bad-image-option", ["data=imagefolder", "data.path=/x", "data.on_bad_image=ignore"], _nothing, "on_bad_image"),
+    # Pretrained weights: the caches are empty here (the fixture below); nothing is downloaded.
+    (
+        "pretrained-not-cached",
+        ["backbone=timm", "backbone.name=test_resnet", "backbone.pretrained=true"],
+        _nothing,
+        "backbone.pretrained=true: timm's weights of test_resnet are not on this machine",
+    ),
+    (
+        "pretrained-file-missing",
+        ["backbone=timm", "backbone.pretrained=true", "backbone.pretrained_file=/no/such.pth"],
+        _nothing,
+        "backbone.pretrained_file=/no/such.pth: no such file",
+    ),
     # Unknown keys and options: Hydra's own messages (exit status 1). They name the key or option
     # first, then list what exists and where Hydra looked: HYDRA_LINES lines in all.
     ("mistyped-key", ["loss.temprature=0.1"], _nothing, "loss.temprature"),
@@ -162,6 +175,14 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
 
 HYDRAS_OWN = {"loss.temprature", "loss/nope", "method/mocov9"}
 HYDRA_LINES = 25
+
+
+@pytest.fixture(autouse=True)
+def _empty_weight_caches(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """timm's pretrained weights are looked for in empty caches, whatever this machine holds."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf_hub"))  # read at import
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_hub"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
 
 @pytest.fixture(scope="module")

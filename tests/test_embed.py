@@ -112,3 +112,87 @@ def test_bad_input_is_one_line_and_skip_bad_leaves_the_file_out(composed, tmp_pa
     assert main([str(run_dir), "--images", str(images), "--out", out, "--skip-bad"]) == 0
     assert (tmp_path / "e.paths.txt").read_text().splitlines() == ["0.png", "2.png"]
     assert np.load(out).shape[0] == 2
+
+
+def _photos(folder: Path, mode: str, side: int, n: int = 3) -> Path:
+    """``n`` random ``side`` px square images of PIL ``mode`` (RGB or L) in ``folder``."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8), "RGB").convert(mode).save(
+            folder / f"{i}.png"
+        )
+    return folder
+
+
+def test_colour_photos_for_a_grey_encoder_are_refused_unless_convert(composed, tmp_path: Path, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A digits run (grey, 8 px) and 460 px colour photos: one line naming the run, its channels and
+    size and the first image; --convert embeds them as their grey versions, saying so, and the
+    size gap is a warning naming both sizes."""
+    run_dir = tmp_path / "run"
+    run(composed(*QUIET), run_dir, "ntxent")
+    main = load_script("scripts/embed.py").main
+    photos = _photos(tmp_path / "photos", "RGB", 460)
+    out = tmp_path / "e.npy"
+
+    capsys.readouterr()  # what the run printed
+    with pytest.raises(SystemExit) as e:
+        main([str(run_dir), "--images", str(photos), "--out", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for named in (
+        str(run_dir),
+        "data.channels=1",
+        "data.image_size=8",
+        str(photos / "0.png"),
+        "RGB, 460x460",
+        "--convert",
+    ):
+        assert named in err[0], (named, err[0])
+    assert not out.exists()
+
+    caplog.clear()
+    assert main([str(run_dir), "--images", str(photos), "--out", str(out), "--convert"]) == 0
+    assert "converted from colour to grey" in capsys.readouterr().out
+    scale = [r.getMessage() for r in caplog.records if "460x460" in r.getMessage()]
+    assert len(scale) == 1 and "8 px" in scale[0] and "scaled down" in scale[0], scale
+    # --convert is PIL's conversion: the same features as the grey versions of the photos.
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for p in sorted(photos.iterdir()):
+        Image.open(p).convert("L").save(grey / p.name)
+    assert main([str(run_dir), "--images", str(grey), "--out", str(tmp_path / "g.npy")]) == 0
+    np.testing.assert_array_equal(np.load(out), np.load(tmp_path / "g.npy"))
+
+
+@pytest.mark.parametrize(
+    "mode,side,refused,warned",
+    [
+        ("L", 24, True, False),
+        ("RGBA", 24, False, False),
+        ("RGB", 4, False, True),
+        ("RGB", 200, False, True),
+        ("RGB", 90, False, False),
+    ],
+)
+def test_check_images_judges_the_first_image(
+    tmp_path: Path, caplog, mode: str, side: int, refused: bool, warned: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Against a colour run of 24 px images: grey is refused, RGBA is colour; a side more than 4x
+    off data.image_size is a warning; an undecodable first file is passed over."""
+    from selfsup.errors import DataError
+
+    check_images = load_script("scripts/embed.py").check_images
+    cfg = OmegaConf.create({"data": {"channels": 3, "image_size": 24}, "augment": {"size": 32}})
+    folder = _photos(tmp_path / "images", mode, side, n=1)
+    (folder / "-bad.png").write_bytes(b"not a png")  # sorted first, cannot be opened
+    paths = sorted(str(p) for p in folder.iterdir())
+    if refused:
+        with pytest.raises(DataError, match=r"is grey \(L, 24x24 px\).*takes colour images \(data.channels=3"):
+            check_images(paths, tmp_path / "run", cfg, convert=False)
+        assert check_images(paths, tmp_path / "run", cfg, convert=True) == ", converted from grey to colour"
+    else:
+        assert check_images(paths, tmp_path / "run", cfg, convert=False) == ""
+    warnings = [r.getMessage() for r in caplog.records if "trained on 24 px" in r.getMessage()]
+    assert len(warnings) == warned, warnings

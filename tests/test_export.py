@@ -17,7 +17,7 @@ from selfsup.build import load_trained
 from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
 from selfsup.owned_dir import MARKER
 from selfsup.pipeline import run
-from tests.conftest import load_script
+from tests.conftest import TINY, launch, load_script
 
 # Runs in a fresh interpreter: timm and safetensors only.
 PLAIN_TIMM = r"""
@@ -83,6 +83,7 @@ def test_a_cifar_stem_encoder_round_trips_through_its_own_loader(tmp_path: Path)
 def test_the_script_exports_any_checkpoint_and_refuses_another_model(composed, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     cnn = tmp_path / "cnn"
     run(composed("eval.baselines=[]", "eval.metrics.enabled=false"), cnn, loss_choice="ntxent")
+    assert json.loads((cnn / "results.json").read_text())["export"] == "export"
     main = load_script("scripts/export.py").main
     assert main([str(cnn / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "again")]) == 0
     for name in (WEIGHTS, CONFIG):
@@ -128,3 +129,30 @@ def test_the_script_exports_any_checkpoint_and_refuses_another_model(composed, t
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "nope")])
     assert e.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_a_backbone_without_export_config_trains_and_skips_the_export(tmp_path: Path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
+    """A backbone of the user's own with only num_features and forward: train.py trains,
+    evaluates and writes results.json ("export": null), saying before training and at the end that
+    export/ is skipped; scripts/export.py refuses it in one line."""
+    run_dir = tmp_path / "run"
+    overrides = ["backbone._target_=tests.backbones.tiny_net.TinyNet", "~backbone.widths", "eval.baselines=[]"]
+    code, output = launch(
+        load_script("train.py").main, [*TINY, *overrides, f"hydra.run.dir={run_dir}"], monkeypatch, capfd
+    )
+    assert code == 0, output[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["export"] is None and results["metrics"]["linear_top1"] > 0
+    assert not (run_dir / "export").exists() and not (run_dir / "FAILED").exists()
+    said = [line for line in output.splitlines() if "TinyNet has no export_config()" in line]
+    assert len(said) == 2, said
+    assert (
+        "writes no export/" in said[0] and "export skipped: " in said[1] and "selfsup/backbones/__init__.py" in said[1]
+    )
+
+    with pytest.raises(SystemExit) as e:
+        load_script("scripts/export.py").main([str(run_dir)])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {run_dir}: its encoder cannot be exported: TinyNet has no export_config()")
+    assert not (run_dir / "export").exists()

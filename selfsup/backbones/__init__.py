@@ -1,4 +1,14 @@
-"""Backbones: modules with ``num_features`` whose forward returns pooled features (B, F)."""
+"""Backbones: modules with ``num_features`` whose forward returns pooled features (B, F).
+
+The contract a backbone of your own (``backbone._target_=mynet.MyNet``) meets:
+
+- required: ``num_features`` (F, an int) and ``forward``: (B, C, H, W) -> (B, F);
+- optional: ``stages`` (names) and ``stage(x, index)`` (that stage's feature map), for
+  ``eval.layers``; ``export_config()``, for ``RUN_DIR/export/`` and ``scripts/export.py``: a dict
+  of ``architecture`` (a name its loader knows), ``model_args`` and ``state_dict``, as
+  :class:`SmallCNN`'s. Without it a run trains and is evaluated as any other, and writes no
+  ``export/`` (a warning says so; ``results.json`` has ``"export": null``).
+"""
 
 from selfsup.backbones.small_cnn import SmallCNN
 from selfsup.backbones.timm_backbone import TimmBackbone

@@ -1,13 +1,24 @@
-"""Any timm model as a feature extractor, with a CIFAR-style stem switch for small images."""
+"""Any timm model as a feature extractor, with a CIFAR-style stem switch for small images.
+
+Pretrained weights come from a local file only, never from the network: the file given
+(``pretrained_file``), or timm's weights of the model already in the local caches (Hugging Face's
+hub cache, then torch hub's ``checkpoints/``, where timm would download them). Weights in neither
+are refused at once, in one line naming both caches, instead of timm retrying the model hub.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import timm
 import torch
 from torch import Tensor, nn
+
+from selfsup.errors import ConfigError, MissingFileError
 
 
 class TimmBackbone(nn.Module):
@@ -18,8 +29,10 @@ class TimmBackbone(nn.Module):
         in_chans: input channels.
         cifar_stem: replace a ResNet-style stem (7x7 stride-2 conv + max-pool) by a 3x3
             stride-1 conv and no pooling, as is usual for 32 px images.
-        pretrained: load timm's pretrained weights (needs them in the local cache; nothing is
-            downloaded on machines without internet).
+        pretrained: load timm's pretrained weights of ``name`` from ``pretrained_file`` or the local
+            caches (see the module docstring); nothing is downloaded.
+        pretrained_file: a weights file (``.safetensors``, ``.pth``, ``.bin``, timm's or the
+            model hub's) to load with ``pretrained``; None: the local caches.
         model_kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``img_size`` for ViTs).
     """
 
@@ -29,14 +42,22 @@ class TimmBackbone(nn.Module):
         in_chans: int = 3,
         cifar_stem: bool = False,
         pretrained: bool = False,
+        pretrained_file: str | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if name not in timm.list_models(pretrained=False) and not timm.is_model(name):
             raise ValueError(f"backbone.name={name!r} is not a timm model; see timm.list_models()")
-        self.model = timm.create_model(
-            name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **dict(model_kwargs or {})
-        )
+        kwargs = dict(model_kwargs or {})
+        if pretrained_file is not None and not pretrained:
+            raise ConfigError(
+                f"backbone.pretrained_file={pretrained_file} with backbone.pretrained=false: set "
+                "backbone.pretrained=true to load it, or leave pretrained_file out"
+            )
+        if pretrained:
+            overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
+            kwargs["pretrained_cfg_overlay"] = overlay | local_weights(name, pretrained_file or overlay.get("file"))
+        self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
         if cifar_stem:
             self._cifar_stem(name, in_chans)
         self.num_features: int = int(self.model.num_features)  # type: ignore[arg-type]
@@ -80,3 +101,60 @@ class TimmBackbone(nn.Module):
             "cifar_stem": self._cifar_stem_on,
             "state_dict": self.model.state_dict(),
         }
+
+
+# The file names timm asks the model hub for when the pretrained config names none: the
+# safetensors version first (timm.models._hub.load_state_dict_from_hf).
+HF_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def local_weights(name: str, file: str | None = None) -> dict[str, Any]:
+    """Where timm's pretrained weights of ``name`` are on this machine, as the
+    ``pretrained_cfg_overlay`` that makes ``timm.create_model`` load them from there and never ask
+    the network: ``file`` if given, else the model hub's file in Hugging Face's cache
+    (``huggingface_hub.constants.HF_HUB_CACHE``), else the URL's file in torch hub's
+    ``checkpoints/`` (``torch.hub.get_dir()``), as timm would download them.
+
+    Raises:
+        MissingFileError: ``file`` does not exist, or the weights are in neither cache.
+        ConfigError: timm has no pretrained weights of ``name``.
+    """
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        raise ConfigError(
+            f"backbone.name={name}: timm has no pretrained weights of it (timm.list_models(pretrained=True) "
+            "lists the models that have); set backbone.pretrained=false"
+        )
+    if file is not None:
+        if not Path(file).is_file():
+            raise MissingFileError(f"backbone.pretrained_file={file}: no such file")
+        # A model's own loader (custom_load: a ViT's .npz) is for files of its URL's kind only.
+        custom = bool(cfg.custom_load) and Path(file).suffix == Path(_url_file(cfg.url or "")).suffix
+        return {"file": str(file), "custom_load": custom}
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    looked = []
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else list(HF_FILES)
+        for filename in names:
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str):
+                # timm loads a hub file with the model's own loader only for custom_load="hf" and a named file.
+                return {"file": found, "custom_load": cfg.custom_load == "hf" and bool(cfg.hf_hub_filename)}
+        looked.append(f"{repo}/{' or '.join(names)} in {constants.HF_HUB_CACHE} (Hugging Face's cache: HF_HUB_CACHE)")
+    if cfg.url:
+        cached = os.path.join(torch.hub.get_dir(), "checkpoints", _url_file(cfg.url))
+        if os.path.isfile(cached):
+            return {"file": cached, "custom_load": bool(cfg.custom_load)}
+        looked.append(f"{cached} (torch hub's cache: TORCH_HOME)")
+    raise MissingFileError(
+        f"backbone.pretrained=true: timm's weights of {name} are not on this machine and nothing is "
+        f"downloaded; looked for {' and '.join(looked)}; put the file there, or give it with "
+        "backbone.pretrained_file=PATH"
+    )
+
+
+def _url_file(url: str | tuple[str, str]) -> str:
+    """The name timm caches a download under (a ``(url, filename)`` pair names it)."""
+    return url[1] if isinstance(url, tuple) else os.path.basename(urlparse(url).path)
