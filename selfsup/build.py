@@ -240,6 +240,26 @@ def build_metric_callbacks(cfg: DictConfig, num_classes: int) -> list[HeldOutMet
     return [*metrics, build_collapse_check(cfg, num_classes, rankme_cb)]
 
 
+def no_validation_warning(cfg: DictConfig) -> str | None:
+    """What ``trainer.limit_val_batches=0`` turns off, in one line; None when validation runs.
+
+    With no validation batch Lightning runs no validation epoch, so every callback that works on
+    the validation loop's held-out features never runs: the online probe's held-out top-1, the
+    label-free metrics and the periodic kNN of :func:`build_metric_callbacks`, and the
+    :class:`CollapseCheck` after each validation. The final evaluation does not use the loop.
+    """
+    limit = cfg.trainer.limit_val_batches
+    if limit != 0:
+        return None
+    return (
+        f"trainer.limit_val_batches={limit}: no validation during training, so no online probe on the held-out "
+        "split (val/online_top1; the probe still trains), no label-free metrics (val/rankme_*, val/lidar_*, "
+        "val/align_*, val/uniform_*), no periodic kNN (val/knn_top1) and no collapse check after each epoch "
+        "(eval.stop_on_collapse cannot stop the run); the final evaluation and results.json are as usual, "
+        "the end-of-run collapse judgement reading the final RankMe only"
+    )
+
+
 def build_collapse_check(cfg: DictConfig, num_classes: int, rankme: RankMeCallback | None = None) -> CollapseCheck:
     """The collapse check of ``eval.collapse`` and ``eval.stop_on_collapse``."""
     c = cfg.eval.collapse

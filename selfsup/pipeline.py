@@ -22,6 +22,7 @@ from selfsup.build import (
     build_view_maker,
     check_config,
     final_evaluation,
+    no_validation_warning,
     save_config,
 )
 from selfsup.data.module import ImageDataModule
@@ -118,6 +119,9 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
         atomic_write_json(run_dir / "git.json", git)
     if ckpt is not None and lead:
         print(f"resuming from {ckpt}")
+    skipped = no_validation_warning(cfg)
+    if skipped is not None and lead:
+        log.warning(skipped)
 
     clock = Timer(verbose=False)  # pretraining time; its checkpointed state adds the time before a resume
     callbacks: list[L.Callback] = [

@@ -108,6 +108,14 @@ def _limit(v: float | int) -> float | int:
     return v
 
 
+def _val_limit(v: float | int) -> float | int:
+    if v == 0:  # Lightning's way to skip validation (selfsup.build.skipped_validation says what that turns off)
+        return v
+    if isinstance(v, float) and not 0 < v <= 1:
+        raise ValueError(f"0 (no validation), a fraction in (0, 1] or a number of batches >= 1, got {v}")
+    return v
+
+
 def _lightning_precision() -> Any:
     """The precision values ``lightning.Trainer`` accepts (its own type)."""
     from lightning.fabric.connector import _PRECISION_INPUT
@@ -124,7 +132,7 @@ class TrainerSchema(_Node):
     log_every_n_steps: PositiveInt
     check_val_every_n_epoch: PositiveInt
     limit_train_batches: Annotated[PositiveInt | Positive, AfterValidator(_limit)]
-    limit_val_batches: Annotated[PositiveInt | Positive, AfterValidator(_limit)]
+    limit_val_batches: Annotated[NonNegativeInt | NonNegative, AfterValidator(_val_limit)]
     gradient_clip_val: NonNegative | None
     accumulate_grad_batches: PositiveInt
     sync_batchnorm: bool

@@ -56,6 +56,12 @@ REFUSED = [
         ["trainer.limit_train_batches=1.5"],
         "trainer.limit_train_batches=1.5: must be a fraction in (0, 1] or a number of batches >= 1, got 1.5",
     ),
+    (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches=-1: must be greater than or equal to 0"),
+    (
+        ["trainer.limit_val_batches=1.5"],
+        "trainer.limit_val_batches=1.5: must be 0 (no validation), a fraction in (0, 1] or a number of batches >= 1, "
+        "got 1.5",
+    ),
     (["eval.knn_k=0"], "eval.knn_k=0: must be greater than 0"),
     (["eval.probe_val_fraction=1.0"], "eval.probe_val_fraction=1.0: must be less than 1"),
     (["eval.baselines=[foo]"], "eval.baselines[0]='foo': must be 'random_init' or 'raw_pixels'"),
@@ -89,6 +95,13 @@ def test_a_bad_value_is_refused_in_one_line_naming_the_key(compose, overrides: l
 
 def test_the_defaults_pass(compose) -> None:
     check_schema(compose())
+
+
+@pytest.mark.parametrize("zero", ["0", "0.0"])
+def test_no_validation_is_a_valid_setting(compose, zero: str) -> None:
+    """``trainer.limit_val_batches=0``: Lightning's way to skip validation (what it turns off:
+    selfsup.build.no_validation_warning)."""
+    check_schema(compose(f"trainer.limit_val_batches={zero}"))
 
 
 def test_precision_lists_what_lightning_accepts(compose) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from selfsup.build import ConfigError, build_datamodule, build_module, build_view_maker
 from selfsup.optim import lr_scaling
 from selfsup.pipeline import run
+from tests.conftest import TINY, launch, load_script
 from tests.test_train_options import assert_complete_run_dir
 
 
@@ -120,3 +122,31 @@ def test_gpu_mixed_precision_with_channels_last_and_compile_trains(composed, tmp
     )
     run(cfg, tmp_path / "run", loss_choice="dcl")
     assert_complete_run_dir(tmp_path / "run")
+
+
+@pytest.mark.parametrize("zero", ["0", "0.0"])
+def test_no_validation_finishes_with_the_final_evaluation_and_says_what_is_off(
+    zero: str, tmp_path: Path, monkeypatch, capfd
+) -> None:  # type: ignore[no-untyped-def]
+    """``trainer.limit_val_batches=0`` (Lightning's way to skip validation): no validation epoch runs,
+    so no callback that reads it does, yet the run ends with the final evaluation and results.json,
+    and one warning at the start names the key and what it turns off."""
+    run_dir = tmp_path / "run"
+    argv = [
+        *TINY,
+        f"trainer.limit_val_batches={zero}",
+        "eval.collapse.after_epochs=1",  # the end-of-run collapse judgement runs, without val/online_top1
+        "eval.baselines=[]",
+        f"hydra.run.dir={run_dir}",
+    ]
+    code, output = launch(load_script("train.py").main, argv, monkeypatch, capfd)
+    assert code == 0, output[-3000:]
+    results = assert_complete_run_dir(run_dir)
+    assert results["collapsed"] is not None  # judged, on the final RankMe
+    with open(run_dir / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert not [c for c in columns if c.startswith("val/")], columns  # no validation epoch ran
+    warned = [line for line in output.splitlines() if f"trainer.limit_val_batches={zero}: no validation" in line]
+    assert len(warned) == 1, output[-3000:]
+    for off in ("val/online_top1", "val/rankme_*", "val/lidar_*", "val/knn_top1", "collapse check"):
+        assert off in warned[0]
