@@ -17,12 +17,14 @@ from selfsup.schema import PositiveInt, Probability
 class NPID(Method):
     """Each image is its own class: its bank row is the positive of its views' embeddings.
 
-    Every view's embedding contrasts its image's bank row against ``negatives`` bank rows drawn
-    uniformly (with replacement) each step: the non-parametric softmax
+    Every view's embedding f is one anchor: it contrasts its image's bank row v_i, once, against
+    ``negatives`` bank rows drawn uniformly (with replacement) each step, the non-parametric
+    softmax of Wu et al. 2018 over the drawn rows,
     -log exp(f·v_i/τ) / (exp(f·v_i/τ) + Σ_j exp(f·v_j/τ)) (``loss=ntxent``; ``loss=dcl`` drops
-    the positive from the denominator). Then the bank rows of the batch move towards the mean
-    of the views' normalised embeddings, v_i ← normalise(m v_i + (1 - m) f_i) (gathered over
-    ranks). The bank (one row per training image, sized by ``Method.setup``) is in the checkpoint.
+    the positive from the denominator), averaged over the V*B anchors, whatever V. Then the bank
+    rows of the batch move towards the mean of the views' normalised embeddings,
+    v_i ← normalise(m v_i + (1 - m) f_i) (gathered over ranks). The bank (one row per training
+    image, sized by ``Method.setup``) is in the checkpoint.
 
     Args:
         negatives: bank rows drawn per step (the paper: 4,096).
@@ -49,10 +51,14 @@ class NPID(Method):
         if int(index.max()) >= size:
             raise ValueError(f"sample index {int(index.max())} outside the memory bank of {size} training images")
         drawn = torch.randint(size, (self.negatives,), device=z.device)
+        # The loss sees each anchor as an "image" of two identical views whose keys are both its bank
+        # row: one positive per anchor for any V. Given as the keys of a V-view batch, the row would be
+        # each anchor's positive V - 1 times, so in its denominator V - 1 times too.
+        rows = self.bank.rows[index].repeat(views.count, 1)  # (V*B, D): each anchor's own row
         loss = self.criterion(
-            z,
-            views=views.count,
-            keys=self.bank.rows[index].repeat(views.count, 1),
+            torch.cat([z, z]),  # (2*V*B, D): the mean over the copies is the mean over the anchors
+            views=2,
+            keys=torch.cat([rows, rows]),
             negatives=self.bank.rows[drawn],
             batch_negatives="none",
         )
