@@ -36,7 +36,13 @@ class ISogCLR(nn.Module):
       τ_i ← clip(τ_i − η m_i, τ_min, τ_max).
 
     The loss's value is F on the batch (with the batch's estimate of g); its gradient is the
-    estimator's. Under DDP the negatives come from the global batch (gathered with gradient) and
+    estimator's. Both are means over the V*B anchors, as in every loss here. The authors' code
+    (``SogCLR_DRO_Loss``) and LibAUC's ``GCLoss_v1`` instead sum the two views' terms and average
+    over the B images: twice this loss, so at their learning rate the network's step here is half
+    theirs. To take their SGD step (their optimiser), use ``optim.optimizer.lr`` × 2 with
+    ``optim.optimizer.weight_decay`` / 2 (lr × decay unchanged). Adam(W) divides the gradient's scale
+    out, LARS nearly (on the layers it adapts). The temperatures' own steps (η) do not depend on it.
+    Under DDP the negatives come from the global batch (gathered with gradient) and
     every rank writes every rank's images' state, so the state after a step equals the single
     process's. The state is three (num_samples,) buffers, sized when fitting starts
     (:meth:`resize_per_sample`) and saved in the checkpoint.

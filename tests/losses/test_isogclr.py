@@ -43,6 +43,40 @@ def test_two_steps_equal_the_naive_loop(views: int) -> None:
     assert len(set(loss.tau.tolist())) > 2 and loss.tau.max() <= 0.7 and loss.tau.min() >= 0.05
 
 
+def test_the_scale_is_half_the_authors_sum_over_the_two_views() -> None:
+    """The convention, pinned. The value is the mean over the 2B anchors of the per-anchor objective
+    τ_i (log E_n exp((s_n − s⁺)/τ_i) + ρ), and the gradient that of the mean of the per-anchor
+    surrogates. The authors' code (``SogCLR_DRO_Loss`` in zhqiu/contrastive-learning-iSogCLR,
+    unimodal_exps/losses.py) and LibAUC's ``GCLoss_v1`` sum the two views' terms and average over the
+    B images: written here in their layout (B x 2B logits, 2(B − 1) negatives), theirs is exactly twice
+    this loss, in value and gradient (docs/algorithms.md: lr x 2, weight decay / 2 to take their SGD step)."""
+    b, tau, rho = 5, 0.25, 0.3  # τ exact in float32, where the buffers start
+    loss = ISogCLR(tau_init=tau, rho=rho, num_samples=b).double()
+    z = leaf(2 * b, 6, seed=4)
+    got = loss(z, views=2, index=torch.arange(b))  # every image seen for the first time: u = g
+
+    h1, h2 = F.normalize(z[:b], dim=1), F.normalize(z[b:], dim=1)
+    pos = torch.eye(b, 2 * b, dtype=torch.float64)  # column i of [h·h_otherᵀ, h·h_sameᵀ]: the positive
+    self_mask = torch.eye(b, dtype=torch.float64) * 1e9
+
+    def view_term(a: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = torch.cat([a @ other.T, a @ a.T - self_mask], dim=1)  # (B, 2B)
+        neg = torch.exp(logits / tau) * (1 - pos)
+        u = neg.sum(1, keepdim=True) / (2 * (b - 1))
+        w = (neg / u).detach()
+        surrogate = -(pos * (logits - (w * logits).sum(1, keepdim=True) / (2 * (b - 1)))).sum(1)
+        s_pos = (pos * logits).sum(1)
+        value = tau * (torch.log(u.squeeze(1)) - s_pos / tau + rho)  # τ (log E exp((s_n − s⁺)/τ) + ρ)
+        return value, surrogate
+
+    (value_a, surrogate_a), (value_b, surrogate_b) = view_term(h1, h2), view_term(h2, h1)
+    authors_value, authors_surrogate = (value_a + value_b).mean(), (surrogate_a + surrogate_b).mean()
+    assert got.item() == pytest.approx(authors_value.item() / 2, rel=1e-10)
+    torch.testing.assert_close(
+        torch.autograd.grad(got, z)[0], torch.autograd.grad(authors_surrogate, z)[0] / 2, rtol=1e-9, atol=1e-12
+    )
+
+
 def test_one_shared_fixed_temperature_and_no_memory_is_tau_times_dcl() -> None:
     """γ = 1 (the batch's estimate only) and η = 0 (τ stays τ0): the gradient is τ times DCL's
     (NT-Xent without the positive in the denominator) and the value τ·DCL + τ(ρ − log(2B − 2))."""
