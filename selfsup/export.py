@@ -4,11 +4,15 @@
   backbone, or the momentum teacher's with ``method.module.eval_with=teacher``); no optimiser,
   projector or predictor state.
 - ``config.json``: in timm's Hugging Face layout (``architecture``, ``num_classes`` 0,
-  ``model_args``, ``pretrained_cfg`` with the training normalisation and input size), so
-  ``timm.create_model(architecture, pretrained=True, num_classes=0,
-  pretrained_cfg_overlay=dict(file="export/model.safetensors"), **model_args)`` loads it with no
-  missing or unexpected key. A backbone that is not a timm model (the small CNN) names
-  ``selfsup.backbones.SmallCNN`` there; :func:`load_exported` builds either.
+  ``model_args``, ``pretrained_cfg`` with the training normalisation and the input size
+  (C, H, W), C the model's channels), so ``timm.create_model(architecture, pretrained=True,
+  num_classes=0, pretrained_cfg_overlay=dict(pretrained_cfg, file="export/model.safetensors"),
+  **model_args)`` loads it with no missing or unexpected key, and the model's ``pretrained_cfg``
+  is the export's. (With only ``file`` in the overlay, timm keeps the architecture's own
+  pretrained config, ImageNet's 3 x 224 x 224 input and normalisation, and warns when loading a
+  1-channel model: "input_size declares 3 source channels and the model has 1".) A backbone that
+  is not a timm model (the small CNN) names ``selfsup.backbones.SmallCNN`` there;
+  :func:`load_exported` builds either.
 - ``README.md``: a model card (method, loss, data, epochs, metrics, how to load).
 
 The directory is written beside its public name and swapped in whole (:mod:`selfsup.owned_dir`):
@@ -127,7 +131,7 @@ def load_exported(path: str | Path) -> nn.Module:
             arch,
             pretrained=True,
             num_classes=0,
-            pretrained_cfg_overlay={"file": str(path / WEIGHTS)},
+            pretrained_cfg_overlay={**config["pretrained_cfg"], "file": str(path / WEIGHTS)},
             **config["model_args"],
         )
     return model.eval()
@@ -146,9 +150,11 @@ def _card(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
     else:
         kwargs = "".join(f", {k}={v!r}" for k, v in args.items())
         load = (
-            "```python\nimport timm\n\n"
+            "```python\nimport json, timm\n\n"
+            'config = json.load(open("export/config.json"))\n'
             f"model = timm.create_model({arch!r}, pretrained=True, num_classes=0{kwargs},\n"
-            '                          pretrained_cfg_overlay=dict(file="export/model.safetensors"))\n```'
+            '                          pretrained_cfg_overlay=dict(config["pretrained_cfg"], '
+            'file="export/model.safetensors"))\n```'
         )
         if config.get("cifar_stem"):
             load += (

@@ -4,8 +4,10 @@ selfsup, with no missing or unexpected key, and gives the framework's features."
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from selfsup.build import load_trained
 from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
 from selfsup.owned_dir import MARKER
 from selfsup.pipeline import run
-from tests.conftest import TINY, launch, load_script
+from tests.conftest import ROOT, TINY, launch, load_script
 
 # Runs in a fresh interpreter: timm and safetensors only.
 PLAIN_TIMM = r"""
@@ -26,10 +28,11 @@ import timm, torch
 from safetensors.torch import load_file
 export, images, out = sys.argv[1:4]
 config = json.load(open(f"{export}/config.json"))
-model = timm.create_model(config["architecture"], pretrained=True, num_classes=0,
-                          pretrained_cfg_overlay=dict(file=f"{export}/model.safetensors"), **config["model_args"])
+model = timm.create_model(config["architecture"], pretrained=True, num_classes=0, **config["model_args"],
+                          pretrained_cfg_overlay=dict(config["pretrained_cfg"], file=f"{export}/model.safetensors"))
 missing, unexpected = model.load_state_dict(load_file(f"{export}/model.safetensors"), strict=False)
 assert not missing and not unexpected, (missing, unexpected)
+assert list(model.pretrained_cfg["input_size"]) == config["pretrained_cfg"]["input_size"], model.pretrained_cfg
 with torch.no_grad():
     torch.save(model.eval()(torch.load(images)), out)
 assert not any(m == "selfsup" or m.startswith("selfsup.") for m in sys.modules), "selfsup was imported"
@@ -63,11 +66,50 @@ def test_a_trained_timm_run_loads_in_plain_timm(composed, tmp_path: Path) -> Non
         timeout=300,
     )
     assert p.returncode == 0, p.stderr[-3000:]
+    assert "source channels" not in p.stderr, p.stderr[-3000:]  # timm's warning (a WARNING log: on stderr)
+    assert config["pretrained_cfg"]["input_size"] == [1, cfg.augment.size, cfg.augment.size]  # digits: grey
     ours = _features(load_trained(cfg, run_dir / "checkpoints" / "last.ckpt"), x)
     torch.testing.assert_close(torch.load(tmp_path / "f.pt"), ours, rtol=0, atol=1e-6)
 
     card = (export / CARD).read_text()
     assert "simclr / ntxent" in card and "timm.create_model('resnet18'" in card and "linear_top1" in card
+    assert 'pretrained_cfg_overlay=dict(config["pretrained_cfg"]' in card
+
+
+def _readme_recipe() -> str:
+    """The python block of README's "Using the trained encoder"."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Using the trained encoder") : text.index("### Fine-tuning and transfer")]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_readme_recipe_loads_the_export_with_its_channels_and_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, channels: int
+) -> None:
+    """The README's recipe gives the model the export's pretrained_cfg: input size (C, H, W) with the
+    model's channels and the training normalisation; timm warns about nothing (it warns through
+    logging: "input_size declares 3 source channels and the model has 1" for a grey model loaded
+    with timm's ImageNet config)."""
+    backbone = TimmBackbone("resnet18", in_chans=channels).eval()
+    mean, std = [0.5] * channels, [0.25] * channels
+    export = export_encoder(backbone, tmp_path / "export", mean=mean, std=std, image_size=16, card={})
+    assert json.loads((export / CONFIG).read_text())["pretrained_cfg"]["input_size"] == [channels, 16, 16]
+    namespace: dict[str, object] = {}
+    caplog.set_level(logging.WARNING)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        exec(_readme_recipe().replace("RUN_DIR/export", str(export)), namespace)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert not [w for w in warned if "channels" in str(w.message)], [str(w.message) for w in warned]
+    model = namespace["model"]
+    assert isinstance(model, torch.nn.Module)
+    cfg = model.pretrained_cfg
+    assert tuple(cfg["input_size"]) == (channels, 16, 16)
+    assert list(cfg["mean"]) == mean and list(cfg["std"]) == std
+    x = torch.randn(2, channels, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), backbone(x), rtol=0, atol=1e-6)
 
 
 def test_a_cifar_stem_encoder_round_trips_through_its_own_loader(tmp_path: Path) -> None:
