@@ -20,6 +20,7 @@ from torch import nn
 
 from selfsup.augment import ViewPipeline
 from selfsup.data import ImageDataModule
+from selfsup.dist import planned_world_size
 from selfsup.errors import CheckpointError, ConfigError, UserError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
@@ -119,6 +120,28 @@ def build_datamodule(cfg: DictConfig, view_maker: ViewPipeline | None = None) ->
         full_resolution_transform=view_maker.full_resolution_transform() if view_maker is not None else None,
         on_device=bool(cfg.data.get("on_device", False)),
         seed=int(cfg.seed),
+    )
+
+
+def check_epoch_has_a_step(cfg: DictConfig, dm: ImageDataModule) -> None:
+    """Refuse a training set that gives an epoch no step (:meth:`ImageDataModule.train_share`): each
+    process's share smaller than ``data.batch_size`` where the training loader drops the last
+    incomplete batch, or no image at all for a process. Such a run would train nothing and export
+    and report an untrained encoder."""
+    t = cfg.trainer
+    processes = planned_world_size(str(t.accelerator), t.devices, int(t.get("num_nodes", 1)))
+    share, drops = dm.train_share(processes)
+    n, batch = dm.train_size(), int(cfg.data.batch_size)
+    if share > 0 and not (drops and share < batch):
+        return
+    size = f"the training set of data={cfg.data.name} has {n} images"
+    if processes > 1:
+        size += f", {share} per process over {processes} processes (trainer.devices x trainer.num_nodes)"
+    if share == 0:
+        raise ConfigError(f"{size}: a process would have no image; use fewer processes or more images")
+    raise ConfigError(
+        f"data.batch_size={batch}: {size}, fewer than one batch, and its training loader keeps only complete "
+        f"batches (drop_last), so an epoch would have no step; set data.batch_size={share} or less"
     )
 
 

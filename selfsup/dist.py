@@ -8,6 +8,7 @@ environment, in Lightning's order: ``RANK`` (torchrun), ``LOCAL_RANK``, ``SLURM_
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -39,6 +40,27 @@ def launcher_rank_zero() -> bool:
         if key in os.environ:
             return int(os.environ[key]) == 0
     return True
+
+
+def planned_world_size(accelerator: str, devices: Any, num_nodes: int) -> int:
+    """The processes a Trainer with these settings will run, known before it is built: the
+    launcher's ``WORLD_SIZE`` where there is one (torchrun), else devices per node, as Lightning's
+    accelerator reads ``devices`` ("auto": every visible GPU, or one CPU process), times ``num_nodes``.
+    Settings Lightning refuses count as one process per node (the Trainer then names the problem).
+    """
+    if "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"])
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
+
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    kind = CUDAAccelerator if gpu else CPUAccelerator
+    try:
+        parsed = kind.parse_devices(kind.auto_device_count() if devices == "auto" else devices)
+    except (MisconfigurationException, TypeError, ValueError):
+        return int(num_nodes)
+    per_node = len(parsed) if isinstance(parsed, list) else int(parsed or 1)
+    return per_node * int(num_nodes)
 
 
 def gather_cat(x: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ from selfsup.build import (
     build_trainer,
     build_view_maker,
     check_config,
+    check_epoch_has_a_step,
     final_evaluation,
     no_validation_warning,
     save_config,
@@ -80,6 +81,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         view_maker = build_view_maker(cfg)
         dm = build_datamodule(cfg, view_maker)
         dm.setup()  # reads the data now: a missing data set fails before anything is written
+        check_epoch_has_a_step(cfg, dm)
         check_mid_epoch_resume(cfg.checkpoint_every_n_steps, dm)
         module = build_module(cfg, view_maker)
         stage_encoders(module.eval_encoder, list(cfg.eval.layers))  # eval.layers names stages it has

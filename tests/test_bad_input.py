@@ -58,6 +58,12 @@ def _damaged_last(tmp: Path) -> list[str]:
     return ["resume=auto"]
 
 
+def _small_shards(tmp: Path) -> list[str]:
+    """A shard set of 6 training images (scripts/make_shards.py from a tiny image folder)."""
+    assert load_script("scripts/make_shards.py").main([str(_images(tmp)), str(tmp / "shards")]) == 0
+    return [f"data.path={tmp / 'shards'}", "data.image_size=12"]
+
+
 def _nothing(tmp: Path) -> list[str]:
     return []
 
@@ -158,6 +164,12 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
         ["data=shards", "data.path=/no/such/shards"],
         _nothing,
         "data.path=/no/such/shards: no selfsup_shards.json",
+    ),
+    (
+        "shards-smaller-than-a-batch",
+        ["data=shards", "data.batch_size=256"],
+        _small_shards,
+        "data.batch_size=256: the training set of data=shards has 6 images, fewer than one batch",
     ),
     (
         "mid-epoch-not-resumable",

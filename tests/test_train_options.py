@@ -10,7 +10,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from selfsup.build import ConfigError
+from selfsup.build import ConfigError, build_datamodule, check_epoch_has_a_step
+from selfsup.dist import planned_world_size
 from selfsup.pipeline import run
 from selfsup.run_dir import FAILED, RESULTS
 from tests.conftest import CONFIGS
@@ -193,6 +194,51 @@ def test_missing_dataset_says_where_it_looked(composed, tmp_path, monkeypatch) -
         run(cfg, tmp_path / "run", loss_choice="ntxent")
     assert str(missing) in str(e.value) and str(tmp_path / "debian-fmnist") in str(e.value)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides,world_size,refused",
+    [
+        (["data.batch_size=1000"], None, None),  # one complete batch of the 1,347 training digits
+        (["data.batch_size=2000"], None, None),  # in memory, smaller than a batch: one smaller batch
+        (
+            ["data.batch_size=1000"],
+            "2",
+            "data.batch_size=1000: the training set of data=digits has 1347 images, 674 per process over 2 "
+            "processes (trainer.devices x trainer.num_nodes), fewer than one batch, and its training loader keeps "
+            "only complete batches (drop_last), so an epoch would have no step; set data.batch_size=674 or less",
+        ),
+        (["data.batch_size=674"], "2", None),
+        (["data.batch_size=2000", "data.on_device=true"], "2", None),  # DeviceBatches serves each share whole
+    ],
+)
+def test_an_epoch_without_a_step_is_refused_before_anything_is_written(  # type: ignore[no-untyped-def]
+    composed, tmp_path, monkeypatch, overrides: list[str], world_size: str | None, refused: str | None
+) -> None:
+    """A process whose share of the training set is smaller than one batch, where the training loader
+    drops the last incomplete batch, would train no step (and export an untrained encoder). The
+    process count is planned before any process group exists: the launcher's WORLD_SIZE here."""
+    if world_size is not None:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    cfg = composed(*overrides)
+    if refused is None:
+        dm = build_datamodule(cfg)
+        dm.setup()
+        check_epoch_has_a_step(cfg, dm)
+        return
+    with pytest.raises(ConfigError) as e:
+        run(cfg, tmp_path / "run", loss_choice="ntxent")
+    assert str(e.value) == refused
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_planned_process_count_is_lightnings() -> None:
+    assert planned_world_size("cpu", 1, 1) == 1
+    assert planned_world_size("cpu", 2, 1) == 2 and planned_world_size("cpu", "3", 2) == 6
+    assert planned_world_size("cpu", "auto", 1) == 1  # Lightning: one CPU process
+    if not torch.cuda.is_available():
+        assert planned_world_size("auto", "auto", 1) == 1
+        assert planned_world_size("gpu", 2, 1) == 1  # refused by Lightning later, when the Trainer is built
 
 
 def test_a_refused_attempt_leaves_a_finished_run_as_it_was(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -95,6 +96,24 @@ class ImageDataModule(L.LightningDataModule):
         assert self.splits is not None
         train = self.splits.train
         return train.num_images if isinstance(train, Streamed) else len(train)  # type: ignore[arg-type]
+
+    def train_share(self, processes: int) -> tuple[int, bool]:
+        """An epoch of the training loader split over ``processes`` processes: the images the process
+        with the fewest gets, and whether its loader then drops the last incomplete batch.
+
+        A loader that drops it has no step to give a process whose share is smaller than one batch.
+        The in-memory loaders serve such a set as one smaller batch instead: :class:`DeviceBatches`
+        judges each process's share, the DataLoader the whole set (its share under DDP is Lightning's
+        ``DistributedSampler``'s, padded to ceil(N / processes)). A streamed set (``data=shards``) has
+        no such fallback.
+        """
+        n = self.train_size()
+        assert self.splits is not None
+        if self.on_device:
+            return n // processes, False
+        if isinstance(self.splits.train, Streamed):
+            return n // processes, self.drop_last
+        return math.ceil(n / processes), self.drop_last and n >= self.batch_size
 
     def train_dataloader(self) -> Iterable[Any]:
         """The shuffled training batches: a DataLoader; with ``on_device`` a :class:`DeviceBatches`

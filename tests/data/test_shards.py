@@ -298,6 +298,33 @@ def test_memory_stays_flat_streaming_a_set_larger_than_the_memory_cap(tmp_path: 
     assert p.stdout.split() == ["streamed", str(count)]
 
 
+@pytest.mark.parametrize(
+    "batch,world_size,refused",
+    [(1347, None, None), (1348, None, "1347 images, fewer than one batch"), (673, "2", None), (674, "2", "673 per")],
+)
+def test_a_stream_smaller_than_a_batch_is_refused(
+    digit_shards: Path, monkeypatch: pytest.MonkeyPatch, batch: int, world_size: str | None, refused: str | None
+) -> None:
+    """The shard stream drops the last incomplete batch, whatever the set's size: a process whose
+    share of the 1,347 training digits is under one batch would have no step."""
+    from selfsup.build import build_datamodule, check_epoch_has_a_step
+    from selfsup.errors import ConfigError
+    from tests.conftest import compose_cfg
+
+    if world_size is not None:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    cfg = compose_cfg(["data=shards", f"data.path={digit_shards}", *DIGITS, f"data.batch_size={batch}"])
+    dm = build_datamodule(cfg)
+    dm.setup()
+    if refused is None:
+        check_epoch_has_a_step(cfg, dm)
+    else:
+        with pytest.raises(
+            ConfigError, match=f"^data.batch_size={batch}: the training set of data=shards has .*{refused}"
+        ):
+            check_epoch_has_a_step(cfg, dm)
+
+
 def test_bad_shard_roots_are_one_line_errors(tmp_path: Path, digit_shards: Path) -> None:
     with pytest.raises(MissingFileError, match=r"data.path=.*no selfsup_shards.json.*make_shards.py"):
         shard_splits(str(tmp_path), image_size=8, channels=1)
