@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 from tests.conftest import ROOT, TINY, compose_cfg
 from tests.test_configs import resolve
@@ -183,6 +183,7 @@ def test_readme_finetune_command_composes(cmd: str) -> None:
 def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> None:
     last_run: Path | None = None
     digits_run: Path | None = None
+    colour_run: Path | None = None  # what embed.py reads IMAGES_DIR (colour images) with
     sweeps: dict[str, Path] = {}  # an unnamed sweep (multirun/DATE/TIME) -> where it ran here
     for i, cmd in enumerate(train_commands()):
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
@@ -209,7 +210,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         last_run = finished[0]
         if digits_run is None and "name: digits" in (last_run / "config.yaml").read_text():
             digits_run = last_run  # what the README's finetune.py commands start from
-    assert last_run is not None and digits_run is not None
+        if colour_run is None and OmegaConf.load(last_run / "config.yaml").data.channels == 3:
+            colour_run = last_run
+    assert last_run is not None and digits_run is not None and colour_run is not None
     for i, cmd in enumerate(finetune_commands()):
         out = tmp_path / f"finetune{i}"
         p = _run(_finetune_argv(cmd, digits_run, out, data_roots))
@@ -239,7 +242,9 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             f"make_shards.py {data_roots['imagefolder']} {tmp_path / 'shards'}",
         )
         cmd = cmd.replace("--out embeddings.parquet", f"--out {tmp_path / 'embeddings.parquet'}")
-        argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(last_run)))[1:]]
+        # embed.py refuses colour images for a grey run (and says so): IMAGES_DIR is the colour folder.
+        run_dir = colour_run if script == "scripts/embed.py" else last_run
+        argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(run_dir)))[1:]]
         data = next((a.split("=", 1)[1] for a in argv if a.startswith("data=")), None)
         if script == "scripts/show_augment.py" and data in data_roots:
             argv.append(f"data.root={data_roots[data]}")
