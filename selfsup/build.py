@@ -363,12 +363,17 @@ def final_evaluation(
     return rows
 
 
+def resolved_config(cfg: DictConfig) -> Mapping[str, Any]:
+    """The config as the run saves it: resolved, as a plain dict, without ``hydra``."""
+    # `hydra` is present only when a config was composed with it (tests); it is not the run's.
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True)  # type: ignore[return-value]
+
+
 def save_config(cfg: DictConfig, run_dir: Path, write: bool = True) -> Mapping[str, Any]:
     """The resolved config as YAML in the run directory (if ``write``); returns it as a plain dict."""
     from selfsup.run_dir import atomic_write_text
 
-    # `hydra` is present only when a config was composed with it (tests); it is not the run's.
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True)
+    resolved = resolved_config(cfg)
     if write:
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    return resolved  # type: ignore[return-value]
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(dict(resolved))))
+    return resolved

@@ -58,6 +58,10 @@ class LossNotFinite(UserError, FloatingPointError):
     """A NaN or infinite training loss: the run stops (usually the lr or the precision)."""
 
 
+class RunDirInUse(UserError, RuntimeError):
+    """Another process is running in the run directory (it holds ``RUN/.lock``)."""
+
+
 class DataError(UserError, ValueError):
     """A data file that cannot be read (a corrupt image, say), named with the option that handles it."""
 

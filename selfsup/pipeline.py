@@ -37,10 +37,12 @@ from selfsup.methods.base import Method
 from selfsup.owned_dir import recover
 from selfsup.plots import TEMPERATURES, plot_temperatures
 from selfsup.progress import EpochProgressBar
+from selfsup.rerun import check_run_dir, finished_report
 from selfsup.resume import (
     AtomicCheckpointIO,
     FiniteLoss,
     RNGState,
+    check_checkpoint_fits,
     check_mid_epoch_resume,
     checkpoint_step,
     mid_epoch_checkpoints,
@@ -57,6 +59,7 @@ from selfsup.run_dir import (
     remove_if_only_hydra,
     start_attempt,
 )
+from selfsup.run_lock import hold, release, takes_the_lock
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +67,29 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     """Pretrain and evaluate; ``results.json`` is written last, so its presence means finished.
 
-    Everything that can be checked is checked before the run directory is touched (the config,
-    the checkpoint to resume from, the data, the model): a run refused there leaves an earlier
-    attempt's files as they were, and removes the directory Hydra made for it if nothing else is
-    in it. Once the run starts, an error leaves ``FAILED``.
+    Everything that can be checked is checked before the run directory is touched: the config,
+    the run directory (another process in it, a finished run, the config of a run to resume:
+    :func:`selfsup.rerun.check_run_dir`), the checkpoint to resume from, the data, the model. A run
+    refused there changes no byte of an earlier attempt's files, and removes the directory Hydra
+    made for it if nothing else is in it. A finished run of this very config is not run again:
+    its results are printed and returned. The run holds the run directory's lock
+    (:mod:`selfsup.run_lock`) from the checks to its end; once it starts, an error leaves ``FAILED``.
 
     Args:
         cfg: the composed config.
         run_dir: the run directory (Hydra's output directory).
         loss_choice: the option chosen in the ``loss`` group (checked against the method).
     """
+    lead = launcher_rank_zero()  # the other ranks are the same run: rank 0 decides, and writes
     try:
         check_config(cfg, loss_choice)
-        ckpt = resume_checkpoint(run_dir, str(cfg.resume))
+        finished, ckpt = check_run_dir(cfg, run_dir) if lead else (None, resume_checkpoint(run_dir, str(cfg.resume)))
+        if finished is None and takes_the_lock() and hold(run_dir):
+            finished, ckpt = check_run_dir(cfg, run_dir)  # again, now that no other process can write
+        if finished is not None:
+            release(run_dir)
+            print(finished_report(finished, run_dir))
+            return finished
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         view_maker = build_view_maker(cfg)
         dm = build_datamodule(cfg, view_maker)
@@ -89,10 +102,13 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
             check = getattr(part, "check_train_size", None)
             if callable(check):
                 check(dm.train_size())
+        if ckpt is not None:
+            check_checkpoint_fits(module, ckpt)
         if (why := not_exportable(module.eval_encoder)) is not None:  # said now, not after hours of training
             log.warning("%s: this run trains and is evaluated, but writes no export/", why)
     except BaseException:
-        if launcher_rank_zero():
+        if lead:
+            release(run_dir)
             remove_if_only_hydra(run_dir)  # the directory Hydra made for this refused attempt
         raise
 
@@ -100,9 +116,18 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
     try:
         return _run(cfg, run_dir, ckpt, dm, module)
     except BaseException as e:
-        if launcher_rank_zero():
+        if lead:
             mark_failed(run_dir, e)
         raise
+    finally:
+        release(run_dir)
+
+
+# What a run that starts over (no checkpoint to resume from: resume=never, or none yet) removes
+# of an earlier attempt besides results.json and FAILED, so that none of it passes for the new
+# run's: its metrics, its products, and its checkpoints (last.previous.ckpt would otherwise be the
+# new run's fallback until its second save).
+FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES)
 
 
 def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule, module: Method) -> dict[str, Any]:
@@ -110,11 +135,14 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
     # from the launcher's environment: RANK, LOCAL_RANK or SLURM_PROCID, as Lightning reads it).
     lead = launcher_rank_zero()
     if lead:
-        start_attempt(run_dir)
         # What a killed attempt left half-written: a checkpoint's temporary, an export's new or old
         # version beside export/ (the complete checkpoints and export/ themselves stay).
         remove_partial_checkpoints(run_dir / "checkpoints")
         recover(run_dir / EXPORT)
+        removed = start_attempt(run_dir, FRESH if ckpt is None else ())
+        if removed:
+            names = ", ".join(removed)
+            log.warning(f"resume={cfg.resume}: starting {run_dir} over; removed the earlier attempt's {names}")
     resolved = save_config(cfg, run_dir, write=lead)
     git = git_revision()
     if lead:

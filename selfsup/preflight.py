@@ -1,45 +1,79 @@
-"""The config check, run as a Hydra callback before Hydra creates the run directory.
+"""The config and run-directory checks, run as a Hydra callback before Hydra writes the run directory.
 
 Hydra makes the run directory (and writes ``.hydra/`` and the log into it) before it calls
 ``train.py``'s task; a config refused there would leave a directory behind, or, in an existing
 run's directory, overwrite its ``.hydra/config.yaml`` with the refused config. Registered in
-``configs/train.yaml`` (``hydra.callbacks.check_config``), this runs
-:func:`selfsup.build.check_config` on the composed config first, and looks for the checkpoint
-``resume`` asks for (:func:`selfsup.resume.resume_checkpoint`), so a bad value or an unreadable
-checkpoint stops the run with one line (``error: optim.optimizer.lr=-1: must be greater than
-0``) and nothing on disk changes. Sweeps (``-m``) check the keys their jobs share (``objective``)
-before the first job, and each job checks its own config.
+``configs/train.yaml`` (``hydra.callbacks.check_config``), this runs, on the composed config:
+
+- :func:`selfsup.build.check_config`, so a bad value stops the run with one line (``error:
+  optim.optimizer.lr=-1: must be greater than 0``);
+- :func:`selfsup.rerun.check_run_dir`: another process running in the directory, a finished run
+  rerun with another config, an unfinished one resumed with another config, or no readable
+  checkpoint where ``resume`` asks for one are refused the same way; a finished run of this very
+  config prints its results and exits 0, before Hydra writes anything;
+- then it takes the run directory's lock (:mod:`selfsup.run_lock`), which the run keeps until it
+  ends, so that no second process writes there from here on.
+
+Nothing on disk changes for a refused run. Sweeps (``-m``) check the keys their jobs share
+(``objective``) before the first job, and each job checks its own config and directory
+(in :func:`selfsup.pipeline.run`, after Hydra has written the job's ``.hydra/``).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 class CheckConfig(Callback):
-    """Checks a single run's config before Hydra touches the disk (see the module docstring)."""
+    """Checks a single run's config and directory before Hydra touches the disk (see the module docstring)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from selfsup.build import check_config  # imported here: Hydra builds callbacks before `--help`
+        from selfsup.dist import launcher_rank_zero
         from selfsup.errors import user_errors_as_one_line
         from selfsup.optional import check_choices
+        from selfsup.rerun import check_run_dir, finished_report
         from selfsup.resume import resume_checkpoint
+        from selfsup.run_dir import remove_if_only_hydra
+        from selfsup.run_lock import hold, release, takes_the_lock
 
         task = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
         HydraConfig.instance().set_config(config)  # as Hydra does next, for ${hydra:...} in the run dir's name
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))  # ${now:} is cached: the same name
-        with user_errors_as_one_line(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the task warns again, into the run's log
-            check_choices(config.hydra.runtime.choices)
-            check_config(task, loss_choice=str(config.hydra.runtime.choices["loss"]))
-            resume_checkpoint(run_dir, str(task.resume))
+        with open_dict(task):
+            task.run_dir = os.path.abspath(run_dir)  # as Hydra sets hydra.runtime.output_dir next
+        finished = None
+        with user_errors_as_one_line():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the task warns again, into the run's log
+                check_choices(config.hydra.runtime.choices)
+                check_config(task, loss_choice=str(config.hydra.runtime.choices["loss"]))
+                if not launcher_rank_zero():  # another rank of a DDP run: rank 0 has checked the directory
+                    resume_checkpoint(run_dir, str(task.resume))
+                    return
+                finished, _ = check_run_dir(task, run_dir)
+            if finished is None and takes_the_lock() and hold(run_dir):  # a stale lock's warning is shown
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        finished, _ = check_run_dir(task, run_dir)  # again, now that no other process can write
+                except BaseException:
+                    release(run_dir)
+                    remove_if_only_hydra(run_dir)  # made for the lock alone
+                    raise
+        if finished is not None:
+            release(run_dir)
+            print(finished_report(finished, run_dir), flush=True)
+            sys.exit(0)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A sweep: the keys its jobs share (``objective``) before the first job; each job checks

@@ -178,6 +178,36 @@ def resume_checkpoint(run_dir: Path, resume: str) -> Path | None:
     return path
 
 
+def check_checkpoint_fits(module: torch.nn.Module, ckpt: Path) -> None:
+    """Refuse, before anything is written, a checkpoint whose weights the config's model cannot
+    load (another ``head.out_dim``, backbone or method), as Lightning would once training started.
+
+    State with one row per training image (NPID's bank, iSogCLR's temperatures) is sized from the
+    data when fitting starts (``Method.setup``), so its row count is not compared here.
+
+    Raises:
+        CheckpointError: naming the first entry that is missing, extra or of another shape.
+    """
+    saved = _read_entries(ckpt).get("state_dict", {})
+    own = module.state_dict()
+    per_sample = tuple(f"{name}." for name, m in module.named_modules() if name and hasattr(m, "resize_per_sample"))
+    for key in sorted(own.keys() | saved.keys()):
+        if key.startswith(per_sample):
+            continue
+        if key not in saved:
+            problem = f"{key} is not in the checkpoint"
+        elif key not in own:
+            problem = f"the checkpoint's {key} is not in this config's model"
+        elif tuple(saved[key].shape) != tuple(own[key].shape):
+            problem = f"{key} is {tuple(saved[key].shape)} there, {tuple(own[key].shape)} in this config's model"
+        else:
+            continue
+        raise CheckpointError(
+            f"{ckpt} holds another model than this config ({problem}): resume=never starts the run over, "
+            "or give the config it was trained with"
+        )
+
+
 def _unreadable(path: Path) -> str | None:
     """Why ``path`` cannot be resumed from, or None when its entries read back."""
     try:

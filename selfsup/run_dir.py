@@ -4,7 +4,9 @@ A run is finished when ``results.json`` exists; it is written last, atomically. 
 raised has ``FAILED`` (with the error) instead, so no tool mistakes it for a finished one. Both
 describe the last attempt: an attempt that starts removes the markers of the one before it
 (:func:`start_attempt`), and one refused before it starts (a bad config, an unreadable
-checkpoint, missing data) writes nothing at all, so an earlier finished run stays as it was.
+checkpoint, missing data) writes nothing at all, so an earlier finished run stays as it was. A
+finished run is read-only to ``train.py`` (:mod:`selfsup.rerun`): only ``resume=never`` starts
+another attempt there, and one process at a time writes a run directory (:mod:`selfsup.run_lock`).
 """
 
 from __future__ import annotations
@@ -92,10 +94,22 @@ def mark_failed(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
         atomic_write_text(Path(run_dir) / FAILED, text)
 
 
-def start_attempt(run_dir: str | os.PathLike[str]) -> None:
-    """A new attempt at the run starts: the last attempt's ``results.json`` or ``FAILED`` goes."""
-    for name in (RESULTS, FAILED):
-        (Path(run_dir) / name).unlink(missing_ok=True)
+def start_attempt(run_dir: str | os.PathLike[str], fresh: Sequence[str] = ()) -> list[str]:
+    """A new attempt at the run starts: the last attempt's ``results.json`` or ``FAILED`` goes, and
+    the files and folders ``fresh`` names (those of an earlier attempt that a run starting over
+    must not keep). Returns the names removed, ``FAILED`` aside (a failure has nothing to lose)."""
+    removed = []
+    for name in (RESULTS, FAILED, *fresh):
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        if name != FAILED:
+            removed.append(name)
+    return removed
 
 
 def remove_if_only_hydra(run_dir: str | os.PathLike[str]) -> None:

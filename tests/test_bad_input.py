@@ -9,16 +9,20 @@ runs, less the 8 s import per case); ``test_the_shell_sees_the_same`` runs a few
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
 
+from selfsup.build import save_config
 from tests import fake_data
-from tests.conftest import ROOT, TINY, launch, load_script
+from tests.conftest import ROOT, TINY, compose_cfg, launch, load_script
 from tests.test_train_options import run_dir_bytes
 
 Setup = Callable[[Path], list[str]]  # makes files in tmp_path; returns extra overrides
@@ -50,11 +54,11 @@ def _garbage_ckpt(tmp: Path) -> list[str]:
 
 
 def _damaged_last(tmp: Path) -> list[str]:
-    """An earlier run's directory whose only checkpoint is damaged (half a zip)."""
+    """An earlier, unfinished run's directory whose only checkpoint is damaged (half a zip)."""
     run = tmp / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)
-    (run / "results.json").write_text('{"metrics": {"linear_top1": 97.0}}')
+    (run / "FAILED").write_text("killed")
     return ["resume=auto"]
 
 
@@ -62,6 +66,47 @@ def _small_shards(tmp: Path) -> list[str]:
     """A shard set of 6 training images (scripts/make_shards.py from a tiny image folder)."""
     assert load_script("scripts/make_shards.py").main([str(_images(tmp)), str(tmp / "shards")]) == 0
     return [f"data.path={tmp / 'shards'}", "data.image_size=12"]
+
+
+def _saved_config(run: Path) -> None:
+    """``run/config.yaml`` as a TINY run in ``run`` saves it (composed, not trained)."""
+    save_config(compose_cfg(TINY, run_dir=run), run)
+    GlobalHydra.instance().clear()
+
+
+def _finished(tmp: Path) -> list[str]:
+    """A finished TINY run's directory: its config and results (no training needed to refuse)."""
+    _saved_config(tmp / "run")
+    (tmp / "run" / "results.json").write_text('{"metrics": {"linear_top1": 97.0}}')
+    return []
+
+
+def _unfinished(tmp: Path) -> list[str]:
+    """An unfinished TINY run's directory: its config and a checkpoint to resume from."""
+    _saved_config(tmp / "run")
+    (tmp / "run" / "checkpoints").mkdir()
+    torch.save({"global_step": 2, "state_dict": {}}, tmp / "run" / "checkpoints" / "last.ckpt")
+    return []
+
+
+_HELD: list[int] = []  # descriptors holding a run directory's lock for the length of one case
+
+
+def _in_use(tmp: Path) -> list[str]:
+    """A run directory whose lock another process holds (here: another open file, locked)."""
+    (tmp / "run").mkdir()
+    fd = os.open(tmp / "run" / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"4242 otherhost\n")
+    _HELD.append(fd)
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _let_go() -> Iterator[None]:
+    yield
+    while _HELD:
+        os.close(_HELD.pop())
 
 
 def _nothing(tmp: Path) -> list[str]:
@@ -182,6 +227,12 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("resume-missing", ["resume=/no/such.ckpt"], _nothing, "resume=/no/such.ckpt: no such checkpoint"),
     ("resume-garbage", [], _garbage_ckpt, "garbage.ckpt"),
     ("last-damaged", [], _damaged_last, "resume=never"),
+    # An existing run directory (selfsup/rerun.py, selfsup/run_lock.py).
+    ("finished-other-config", ["loss.temperature=0.5"], _finished, "another config: loss.temperature (0.2 -> 0.5)"),
+    ("finished-more-epochs", ["trainer.max_epochs=3"], _finished, "another config: trainer.max_epochs (1 -> 3)"),
+    ("resume-other-model", ["head.out_dim=64"], _unfinished, "unfinished run with another config: head.out_dim"),
+    ("resume-more-epochs", ["trainer.max_epochs=3"], _unfinished, "trainer.max_epochs (1 -> 3)"),
+    ("run-dir-in-use", [], _in_use, "is in use by pid 4242 on host otherhost"),
 ]
 
 
@@ -224,7 +275,7 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(
         assert run_dir_bytes(run_dir) == before
 
 
-SHELL = ["lr-negative", "last-damaged", "data-path-missing"]
+SHELL = ["lr-negative", "last-damaged", "data-path-missing", "finished-other-config"]
 
 
 @pytest.mark.parametrize("case", SHELL)

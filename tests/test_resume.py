@@ -143,6 +143,7 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(composed, tmp_p
     ckpts = run_dir / "checkpoints"
     run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
     assert torch.load(previous_checkpoint(ckpts / "last.ckpt"), weights_only=False)["epoch"] == 0
+    (run_dir / "results.json").unlink()  # killed after its last checkpoint, before the end
     _truncate(ckpts / "last.ckpt")
     fallback = r"last\.ckpt is unreadable .*resuming from the checkpoint before it, .*last\.previous\.ckpt"
     with pytest.warns(UserWarning, match=fallback):
@@ -156,6 +157,7 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(composed, tmp_p
 def test_no_readable_checkpoint_fails_naming_the_file_and_changes_nothing(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"
     run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
+    (run_dir / "results.json").rename(run_dir / FAILED)  # an unfinished run (a finished one is not resumed)
     for name in ("last.ckpt", "last.previous.ckpt"):
         _truncate(run_dir / "checkpoints" / name)
     before = run_dir_bytes(run_dir)
@@ -163,7 +165,7 @@ def test_no_readable_checkpoint_fails_naming_the_file_and_changes_nothing(compos
     message = rf"^{re.escape(str(last))} is unreadable \(.*\) and there is no readable checkpoint before it: "
     with pytest.raises(CheckpointError, match=message + "resume=never starts the run over$"):
         run(composed("trainer.max_epochs=2"), run_dir, loss_choice="ntxent")
-    assert run_dir_bytes(run_dir) == before  # results.json included
+    assert run_dir_bytes(run_dir) == before
     with pytest.raises(CheckpointError, match=r"^resume=.*last\.ckpt: unreadable checkpoint \("):
         resume_checkpoint(run_dir, str(last))
 

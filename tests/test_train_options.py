@@ -250,18 +250,21 @@ def test_a_refused_attempt_leaves_a_finished_run_as_it_was(composed, tmp_path) -
     assert run_dir_bytes(run_dir) == before
 
 
-def test_an_attempt_that_starts_removes_the_last_ones_results(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_attempt_that_starts_over_removes_the_last_ones_results(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / RESULTS).write_text('{"stale": true}')
+    (run_dir / RESULTS).write_text('{"stale": true}')  # a finished run: only resume=never starts it again
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"the earlier run's")
 
     def fails_in_training(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom in training")
 
     monkeypatch.setattr("lightning.Trainer.fit", fails_in_training)
     with pytest.raises(RuntimeError, match="boom in training"):
-        run(composed(), run_dir, loss_choice="ntxent")
+        run(composed("resume=never"), run_dir, loss_choice="ntxent")
     assert not (run_dir / RESULTS).exists()  # the directory tells of the last attempt: it failed
+    assert not (run_dir / "checkpoints").exists()  # nothing of the earlier run passes for this one's
     assert "boom in training" in (run_dir / FAILED).read_text()
 
 
