@@ -75,9 +75,18 @@ def _config_items(
     from hydra.utils import instantiate
     from PIL import Image
 
+    from hydra.errors import HydraException
+
+    from selfsup.errors import ConfigError
+    from selfsup.schema import check_schema
+
     root = Path(__file__).resolve().parent.parent / "configs"
-    with initialize_config_dir(config_dir=str(root), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[data, *overrides])
+    try:
+        with initialize_config_dir(config_dir=str(root), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[data, *overrides])
+    except HydraException as e:  # an unknown option or key, a malformed override: Hydra's first line
+        raise ConfigError(f"{' '.join([data, *overrides])}: {str(e).strip().splitlines()[0]}") from None
+    check_schema(cfg)  # the types and ranges train.py checks, in the same words
     splits = instantiate(cfg.data.splits)()
 
     def items(ds: Any, split: str) -> Iterator[dict[str, Any]]:
@@ -128,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     from selfsup.data.shards import FORMAT, META, file_digest
 
     with user_errors_as_one_line():
+        if not args.chunk_mb > 0:
+            raise ConfigError(f"--chunk-mb {args.chunk_mb}: must be greater than 0 (the chunk file size in MB)")
         check_replaceable(args.out, args.force)
         if args.source.startswith("data="):
             streams, classes, counts, channels = _config_items(args.source, args.overrides)

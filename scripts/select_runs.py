@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from selfsup.errors import ConfigError, MissingFileError, user_errors_as_one_line  # noqa: E402
 from selfsup.objective import METRIC  # noqa: E402
 from selfsup.run_dir import load_runs  # noqa: E402
 from selfsup.tools.selection import (  # noqa: E402
@@ -75,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, help="scatter plot path (default DIR/selection.png)")
     ap.add_argument("--history", type=Path, help="an Optuna study's history plot path (default DIR/optuna_history.png)")
     args = ap.parse_args(argv)
+    with user_errors_as_one_line():  # every argument checked before anything is printed or written
+        if not args.dir.is_dir():
+            raise MissingFileError(f"{args.dir}: no such folder (expected a sweep's folder of run directories)")
+        for option, path in (("--plot", args.plot), ("--history", args.history)):
+            if path is not None and path.is_dir():
+                raise ConfigError(f"{option} {path} is a folder; expected the path of a .png file to write")
+            if path is not None and not path.parent.is_dir():
+                raise MissingFileError(f"{option} {path}: there is no folder {path.parent} to write it in")
     runs = load_runs(args.dir)
     if len(runs) < 2:
         print(

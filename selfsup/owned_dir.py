@@ -43,6 +43,15 @@ def check_replaceable(public: Path, force: bool, how: str = "pass --force") -> N
     """Refuse, before any work, to replace ``public`` where it exists and is not ours, or is ours
     and ``force`` is not set (``how`` says what replaces it)."""
     if not (public.exists() or public.is_symlink()):
+        old = public.parent / f".{public.name}.old"
+        if not (old.is_dir() and owned(old)):
+            return
+        # A replacement killed between its two renames: :func:`recover` puts this version back
+        # under the public name, so it is the existing folder that --force must be asked for.
+        if not force:
+            raise ConfigError(
+                f"{public} exists (written by selfsup; at {old.name} since a killed replacement); {how} to replace it"
+            )
         return
     if not public.is_dir() or public.is_symlink() or not owned(public):
         raise ConfigError(

@@ -73,6 +73,10 @@ def previous_checkpoint(path: Path) -> Path:
 
 def _keep_as_previous(path: Path) -> None:
     prev, tmp = previous_checkpoint(path), path.with_name(f".{path.name}.previous.tmp")
+    if prev.is_file() and os.path.samefile(path, prev):
+        # A save killed just after keeping it: prev already is this file. (os.replace between two
+        # names of one file does nothing, which would leave tmp behind.)
+        return
     tmp.unlink(missing_ok=True)
     try:
         os.link(path, tmp)  # the same file under a second name: path itself is never absent

@@ -48,6 +48,24 @@ def _empty_folder(tmp: Path) -> list[str]:
     return [f"data.path={tmp / 'empty'}", "data.image_size=12"]
 
 
+def _val_class_not_in_train(tmp: Path) -> list[str]:
+    root = _images(tmp)
+    (root / "val" / "class0").rename(root / "val" / "zebra")
+    return [f"data.path={root}", "data.image_size=12"]
+
+
+def _sixteen_bit(tmp: Path) -> list[str]:
+    import numpy as np
+    from PIL import Image
+
+    root = _images(tmp)
+    for i, f in enumerate(sorted((root / "train" / "class0").iterdir())):  # a class of 16-bit PNGs
+        f.unlink()
+        deep = np.linspace(0, 65535, 144, dtype=np.uint16).reshape(12, 12)
+        Image.fromarray(deep).save(root / "train" / "class0" / f"deep{i}.png")
+    return [f"data.path={root}", "data.image_size=12"]
+
+
 def _garbage_ckpt(tmp: Path) -> list[str]:
     (tmp / "garbage.ckpt").write_bytes(b"\x00" * 100)
     return [f"resume={tmp / 'garbage.ckpt'}"]
@@ -146,7 +164,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
         "pretrained-not-cached",
         ["backbone=timm", "backbone.name=test_resnet", "backbone.pretrained=true"],
         _nothing,
-        "backbone.pretrained=true: timm's weights of test_resnet are not on this machine",
+        "test_resnet are not on this machine and nothing is downloaded; looked for timm/test_resnet.r160_in1k/",
     ),
     (
         "pretrained-file-missing",
@@ -202,6 +220,8 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("cifar-missing", ["data=cifar10", "data.root=/no/such/cifar"], _nothing, "/no/such/cifar"),
     ("stl10-missing", ["data=stl10", "data.root=/no/such/stl10"], _nothing, "/no/such/stl10"),
     ("corrupt-image", ["data=imagefolder"], _corrupt_folder, "bad.png"),
+    ("val-class-not-in-train", ["data=imagefolder"], _val_class_not_in_train, "val/zebra: 1 class folder(s) of val/"),
+    ("sixteen-bit", ["data=imagefolder"], _sixteen_bit, "deep0.png has more than 8 bits per channel"),
     ("on-device-folder", ["data=imagefolder", "data.on_device=true"], _image_folder, "data.on_device=true needs"),
     # Streamed data and mid-epoch checkpoints.
     (
@@ -229,6 +249,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("last-damaged", [], _damaged_last, "resume=never"),
     # An existing run directory (selfsup/rerun.py, selfsup/run_lock.py).
     ("finished-other-config", ["loss.temperature=0.5"], _finished, "another config: loss.temperature (0.2 -> 0.5)"),
+    ("finished-other-model", ["head.out_dim=64"], _finished, "another config: head.out_dim (16 -> 64)"),
     ("finished-more-epochs", ["trainer.max_epochs=3"], _finished, "another config: trainer.max_epochs (1 -> 3)"),
     ("resume-other-model", ["head.out_dim=64"], _unfinished, "unfinished run with another config: head.out_dim"),
     ("resume-more-epochs", ["trainer.max_epochs=3"], _unfinished, "trainer.max_epochs (1 -> 3)"),

@@ -221,3 +221,30 @@ def test_a_run_removes_what_a_killed_attempt_left(composed, tmp_path: Path) -> N
     run(composed("eval.baselines=[]", "eval.metrics.enabled=false"), run_dir, loss_choice="ntxent")
     assert not [p for p in run_dir.rglob(".*") if p.name not in (MARKER, ".hydra")], list(run_dir.rglob(".*"))
     assert (run_dir / "export" / MARKER).is_file()
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["{tmp}/nope", "{tmp}/out"], "image folder {tmp}/nope needs {tmp}/nope/train/<class>/"),
+        (["{tmp}/images", "{tmp}/out", "data.image_size=8"], "overrides ['data.image_size=8'] apply to data=NAME only"),
+        (["{tmp}/images", "{tmp}/out", "--chunk-mb", "0"], "--chunk-mb 0.0: must be greater than 0"),
+        (["data=nope", "{tmp}/out"], "data=nope: In 'train': Could not find 'data/nope'"),
+        (["data=digits", "{tmp}/out", "data.image_size=-1"], "data.image_size=-1: must be greater than 0"),
+        (["data=digits", "{tmp}/out", "data.bogus=1"], "data.bogus"),
+    ],
+    ids=["no-source", "overrides-for-a-folder", "chunk-size", "unknown-data", "schema", "unknown-key"],
+)
+def test_make_shards_bad_input_is_one_line_and_writes_nothing(
+    tmp_path: Path, args: list[str], line: str, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from tests import fake_data
+    from tests.conftest import load_script
+
+    fake_data.make_image_folder(tmp_path / "images", n=2, size=12)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as e:
+        load_script("scripts/make_shards.py").main([a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and line.format(tmp=tmp_path) in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -12,7 +12,7 @@ import yaml
 
 from selfsup.run_dir import load_runs
 from selfsup.tools.selection import evaluate_selection, varying_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
 
 def _run(d: Path, tau: float, probe: float, rankme: float, lidar: float) -> None:
@@ -60,3 +60,22 @@ def test_script_prints_tables_and_writes_the_plot(sweep: Path) -> None:
     assert "| lidar backbone | -1.00 |" in p.stdout and "| 80.00 | 90.00 | 10.00 |" in p.stdout
     png = sweep / "selection.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["{sweep}/nope"], "{sweep}/nope: no such folder (expected a sweep's folder of run directories)"),
+        (["{sweep}", "--plot", "{sweep}/0"], "--plot {sweep}/0 is a folder; expected the path of a .png file"),
+        (["{sweep}", "--history", "{sweep}/no/h.png"], "--history {sweep}/no/h.png: there is no folder {sweep}/no"),
+    ],
+    ids=["no-folder", "plot-is-a-folder", "history-folder-missing"],
+)
+def test_bad_arguments_are_one_line_and_write_nothing(sweep: Path, args: list[str], line: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    before = sorted(p.relative_to(sweep) for p in sweep.rglob("*"))
+    with pytest.raises(SystemExit) as e:
+        load_script("scripts/select_runs.py").main([a.format(sweep=sweep) for a in args])
+    out = capsys.readouterr()
+    assert e.value.code == 2 and out.out == ""
+    assert out.err.strip().splitlines() == [out.err.strip()] and line.format(sweep=sweep) in out.err
+    assert sorted(p.relative_to(sweep) for p in sweep.rglob("*")) == before

@@ -92,6 +92,22 @@ def check_bit_depth(mode: str, path: str) -> None:
         )
 
 
+def check_first_of_each_class(datasets: list[FolderImageDataset]) -> None:
+    """The bit depth of each class folder's first image, read from its header before anything is
+    written: a 16-bit set is refused at once. (Every image is checked again as it is decoded.)"""
+    for ds in datasets:
+        firsts: dict[int, str] = {}
+        for path, label in ds.samples:
+            firsts.setdefault(label, path)
+        for path in firsts.values():
+            try:
+                with Image.open(path) as img:
+                    mode = img.mode
+            except (OSError, SyntaxError, ValueError):
+                continue  # an unreadable file: data.on_bad_image decides, when it is read
+            check_bit_depth(mode, path)
+
+
 def _decode(path: str, mode: str) -> Image.Image:
     """The whole image decoded and converted to ``mode`` (truncated data fails here, not later)."""
     with Image.open(path) as img:
@@ -284,6 +300,7 @@ def folder_splits(
             f"{root}/train/{extra[0]}/"
         )
     test = FolderImageDataset(root / test_split, image_size, channels, classes=train.classes, on_bad_image=on_bad_image)
+    check_first_of_each_class([train, test])
     if verify:
         verify_images([train, test], on_bad_image)
     return ImageSplits(train, test, num_classes=len(train.classes))

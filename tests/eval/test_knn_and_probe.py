@@ -62,3 +62,17 @@ def test_a_pretrained_row_below_a_baseline_is_remarked() -> None:
     (remark,) = below_baselines(rows)
     assert remark.startswith("the pretrained encoder is below the random_init baseline (linear_top1 60.00 < 65.00)")
     assert below_baselines({"pretrained": rows["pretrained"], "raw_pixels": {"linear_top1": 99.0}}) == []
+
+
+def test_the_end_of_run_report_prints_the_remark(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from selfsup.pipeline import _report
+
+    def row(linear: float) -> dict[str, float]:
+        return {"linear_top1": linear, "linear_C": 1.0, "knn_top1": 50.0, "rankme_backbone": 3.0}
+
+    seconds = {"pretrain_seconds": 1.0, "eval_seconds": 1.0, "process_seconds": 3.0}
+    _report({"pretrained": row(60.0), "random_init": row(65.0)}, seconds, tmp_path, warnings=[])
+    out = capsys.readouterr().out
+    assert "\nNOTE: the pretrained encoder is below the random_init baseline (linear_top1 60.00 < 65.00)" in out
+    _report({"pretrained": row(70.0), "random_init": row(65.0)}, seconds, tmp_path, warnings=[])
+    assert "NOTE" not in capsys.readouterr().out
