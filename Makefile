@@ -30,7 +30,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-## Every README command run for real, shortened (about 15 min on 2 cores: ~30 train.py processes,
+## Every command of the README and the docs pages run for real, shortened (about 15 min on 2 cores: ~30 train.py processes,
 ## each paying torch + Lightning's import). The default run composes every one of them.
 test-readme: $(STAMP)
 	$(BIN)/python -m pytest -m readme $(ARGS)
@@ -100,7 +100,7 @@ bench-peers: $(BENCH_STAMP)
 test-bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m pytest -m bench $(ARGS)
 
-## GPU nodes without internet (README): wheelhouse/ gets the wheels that a machine which has CUDA PyTorch,
+## GPU nodes without internet (docs/scaling.md): wheelhouse/ gets the wheels that a machine which has CUDA PyTorch,
 ## Lightning and timm lacks to run selfsup (hydra-core, omegaconf, pydantic, ... and selfsup's own), for
 ## its Python and platform; there, `bash scripts/offline_install.sh wheelhouse` installs them. What the
 ## target has: WHEELHOUSE_HAVE, a list of names (another node: its `pip list --format=freeze`); its

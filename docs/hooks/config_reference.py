@@ -4,7 +4,7 @@ docs/configuration.md holds the marker below; each build replaces it with
 :func:`selfsup.tools.config_reference.markdown`, so the page lists every key the configs have
 today. A key without a description raises :class:`~selfsup.tools.config_reference.MissingDescription`
 and the build fails. BENCHMARKS.md (at the repository root, beside the code it measures) is added
-to the site as benchmarks.md.
+to the site as benchmarks.md, its links into docs/ made relative to the site.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def on_files(files: Files, config: Any) -> Files:
 
 
 def on_page_markdown(text: str, page: Any, config: Any, files: Files) -> str:
+    if page.file.src_uri == "benchmarks.md":
+        return text.replace("](docs/", "](")
     if page.file.src_uri != PAGE:
         return text
     if MARKER not in text:
