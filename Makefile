@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow test-readme test-slurm test-docker test-offline test-all bench bench-env bench-peers test-bench wheelhouse wheelhouse-bench lint format clean
+.PHONY: install train test test-slow test-readme test-slurm test-docker test-offline test-all docs bench bench-env bench-peers test-bench wheelhouse wheelhouse-bench lint format clean
 
 # pip -qq: errors only. Its warnings here are about the machine's pip configuration (an index
 # location it ignores) or setuptools' notes on editable installs, not about the project.
@@ -30,7 +30,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-## Every README command run for real, shortened (about 15 min on 2 cores: ~30 train.py processes,
+## Every command of the README and the docs pages run for real, shortened (about 15 min on 2 cores: ~30 train.py processes,
 ## each paying torch + Lightning's import). The default run composes every one of them.
 test-readme: $(STAMP)
 	$(BIN)/python -m pytest -m readme $(ARGS)
@@ -54,6 +54,11 @@ test-offline: $(STAMP)
 ## Every test this machine can run (gpu, slurm and docker tests skip themselves with a reason).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(ARGS)
+
+## The documentation site (mkdocs.yml) into site/, strict: a warning (a broken link or anchor, a config
+## key without a description in the generated configuration reference) fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 ## Benchmarks: views/s of the batched vs per-sample augmentation (32 px, SimCLR recipe), DDP's
 ## step-time overhead (2 gloo processes vs 1, CPU), every method's step vs SimCLR's (CPU), the framework's step vs a hand-written
@@ -95,7 +100,7 @@ bench-peers: $(BENCH_STAMP)
 test-bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m pytest -m bench $(ARGS)
 
-## GPU nodes without internet (README): wheelhouse/ gets the wheels that a machine which has CUDA PyTorch,
+## GPU nodes without internet (docs/scaling.md): wheelhouse/ gets the wheels that a machine which has CUDA PyTorch,
 ## Lightning and timm lacks to run selfsup (hydra-core, omegaconf, pydantic, ... and selfsup's own), for
 ## its Python and platform; there, `bash scripts/offline_install.sh wheelhouse` installs them. What the
 ## target has: WHEELHOUSE_HAVE, a list of names (another node: its `pip list --format=freeze`); its
@@ -132,4 +137,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) runs multirun outputs wheelhouse wheelhouse-bench .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs multirun outputs site wheelhouse wheelhouse-bench .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install a wheelhouse made by `make wheelhouse` into the current Python, without an index:
 #   bash scripts/offline_install.sh wheelhouse
-# on a machine without internet that already has CUDA PyTorch (README "GPU nodes without internet").
+# on a machine without internet that already has CUDA PyTorch (docs/scaling.md, "GPU nodes without internet").
 # "The current Python" is $PYTHON if set, else `python3` on PATH (an activated venv's). pip takes the
 # wheels in DIR and the distributions already installed, nothing else: a requirement found in neither
 # fails the install, naming it. Prints what was installed.

@@ -56,7 +56,8 @@ def export_encoder(
     Args:
         encoder: the backbone to export (``TimmBackbone`` or ``SmallCNN``).
         out: the export directory (``RUN_DIR/export``).
-        mean, std: the per-channel normalisation the encoder was trained with.
+        mean: the per-channel mean the encoder's inputs were normalised with.
+        std: the per-channel standard deviation the encoder's inputs were normalised with.
         image_size: the side of the views it was trained on.
         card: what the model card lists: ``method``, ``loss``, ``data``, ``epochs``, ``metrics``.
     """

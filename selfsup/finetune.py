@@ -1,6 +1,6 @@
 """Transfer of a pretrained encoder to a labelled data set: linear probing, full fine-tuning and the
-same network trained from scratch, under one schedule (``finetune.py``; README "Fine-tuning and
-transfer").
+same network trained from scratch, under one schedule (``finetune.py``; docs/using-the-encoder.md,
+"Fine-tuning and transfer").
 
 Every protocol trains a classifier ``head(backbone(x))`` with a fresh linear head on the target's
 train split and reports top-1 on its test split after the last epoch (no choice is made on the

@@ -1,7 +1,7 @@
 """Packages only one option needs, imported when that option is chosen (pyproject.toml's extras).
 
-A machine with selfsup's runtime alone (a GPU node that installed the offline wheelhouse, README
-"GPU nodes without internet") runs every other option; one that chooses an option whose package
+A machine with selfsup's runtime alone (a GPU node that installed the offline wheelhouse,
+docs/scaling.md "GPU nodes without internet") runs every other option; one that chooses an option whose package
 is absent stops before anything is written, with one line naming both::
 
     error: logger=wandb needs the package wandb: pip install wandb (or selfsup[wandb])

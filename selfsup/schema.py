@@ -43,6 +43,7 @@ NonNegativeInt = Annotated[int, Ge(0)]
 
 
 def _ordered(pair: Sequence[float]) -> Sequence[float]:
+    """low ≤ high."""
     if pair[0] > pair[1]:
         raise ValueError("a range [low, high] with low <= high")
     return pair
@@ -103,12 +104,14 @@ class OptimSchema(_Node):
 
 
 def _limit(v: float | int) -> float | int:
+    """A fraction in (0, 1] or a number of batches ≥ 1."""
     if isinstance(v, float) and not 0 < v <= 1:
         raise ValueError(f"a fraction in (0, 1] or a number of batches >= 1, got {v}")
     return v
 
 
 def _val_limit(v: float | int) -> float | int:
+    """0 (no validation), a fraction in (0, 1] or a number of batches ≥ 1."""
     if v == 0:  # Lightning's way to skip validation (selfsup.build.skipped_validation says what that turns off)
         return v
     if isinstance(v, float) and not 0 < v <= 1:
@@ -314,17 +317,17 @@ def _check_component(cfg: DictConfig, key: str, node: DictConfig) -> None:
 
 
 @functools.cache
-def _parameters(target: str) -> tuple[dict[str, list[TypeAdapter]], bool]:
-    """The named arguments of ``target``, each with the validators of every signature that
-    declares it (a subclass and the parent it forwards to), and whether it takes arbitrary
-    keywords. A class's ``**kwargs`` are followed up the MRO to its parents' ``__init__``; a
-    function's to the class ``fn.kwargs_of`` names."""
+def component_annotations(target: str) -> tuple[dict[str, list[Any]], bool]:
+    """The named arguments of ``target``, each with its annotation in every signature that
+    declares it (a subclass and the parent it forwards to; ``Any`` where one has none), and
+    whether it takes arbitrary keywords. A class's ``**kwargs`` are followed up the MRO to its
+    parents' ``__init__``; a function's to the class ``fn.kwargs_of`` names."""
     module, _, name = target.rpartition(".")
     obj = getattr(importlib.import_module(module), name)
     classes = obj.__mro__ if inspect.isclass(obj) else getattr(obj, "kwargs_of", object).__mro__
     functions: list[Callable[..., Any]] = [] if inspect.isclass(obj) else [obj]
     functions += [vars(c)["__init__"] for c in classes if "__init__" in vars(c) and c is not object]
-    params: dict[str, list[TypeAdapter]] = {}
+    params: dict[str, list[Any]] = {}
     for fn in functions:
         sig = inspect.signature(fn)
         try:
@@ -334,11 +337,19 @@ def _parameters(target: str) -> tuple[dict[str, list[TypeAdapter]], bool]:
         for p in sig.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == "self":
                 continue
-            adapter = _adapter(hints.get(p.name, Any))
-            params.setdefault(p.name, []).extend([adapter] if adapter is not None else [])
+            params.setdefault(p.name, []).append(hints.get(p.name, Any))
         if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
             return params, False
     return params, True
+
+
+@functools.cache
+def _parameters(target: str) -> tuple[dict[str, list[TypeAdapter]], bool]:
+    """:func:`component_annotations` with each annotation as a validator (none for one pydantic
+    cannot check)."""
+    annotations, open_ended = component_annotations(target)
+    params = {name: [a for a in map(_adapter, anns) if a is not None] for name, anns in annotations.items()}
+    return params, open_ended
 
 
 def _adapter(annotation: Any) -> TypeAdapter | None:

@@ -111,7 +111,7 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "stl10": fake_data.make_stl10(base / "stl10"),
         "imagefolder": fake_data.make_image_folder(base / "folder"),
     }
-    # data=shards: the image folder written by the README's scripts/make_shards.py
+    # data=shards: the image folder written by the docs' scripts/make_shards.py
     assert load_script("scripts/make_shards.py").main([str(roots["imagefolder"]), str(base / "shards")]) == 0
     return {**roots, "shards": base / "shards"}
 

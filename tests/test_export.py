@@ -76,18 +76,18 @@ def test_a_trained_timm_run_loads_in_plain_timm(composed, tmp_path: Path) -> Non
     assert 'pretrained_cfg_overlay=dict(config["pretrained_cfg"]' in card
 
 
-def _readme_recipe() -> str:
-    """The python block of README's "Using the trained encoder"."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Using the trained encoder") : text.index("### Fine-tuning and transfer")]
+def _docs_recipe() -> str:
+    """The python block of the docs' "Using the trained encoder" (docs/using-the-encoder.md, Export)."""
+    text = (ROOT / "docs" / "using-the-encoder.md").read_text()
+    section = text[text.index("## Export") : text.index("## Fine-tuning and transfer")]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_the_readme_recipe_loads_the_export_with_its_channels_and_no_warning(
+def test_the_docs_recipe_loads_the_export_with_its_channels_and_no_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, channels: int
 ) -> None:
-    """The README's recipe gives the model the export's pretrained_cfg: input size (C, H, W) with the
+    """The docs' recipe gives the model the export's pretrained_cfg: input size (C, H, W) with the
     model's channels and the training normalisation; timm warns about nothing (it warns through
     logging: "input_size declares 3 source channels and the model has 1" for a grey model loaded
     with timm's ImageNet config)."""
@@ -99,7 +99,7 @@ def test_the_readme_recipe_loads_the_export_with_its_channels_and_no_warning(
     caplog.set_level(logging.WARNING)
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
-        exec(_readme_recipe().replace("RUN_DIR/export", str(export)), namespace)
+        exec(_docs_recipe().replace("RUN_DIR/export", str(export)), namespace)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert not [w for w in warned if "channels" in str(w.message)], [str(w.message) for w in warned]
     model = namespace["model"]

@@ -1,4 +1,4 @@
-"""The offline install (README "GPU nodes without internet"), for real: the README's `make wheelhouse`
+"""The offline install (docs/scaling.md "GPU nodes without internet"), for real: the docs' `make wheelhouse`
 commands build the small bundle for the GPU image, and a fresh venv that holds only torch and
 torchvision installs a wheelhouse made for it with `pip install --no-index` (scripts/offline_install.sh),
 trains one epoch with the installed selfsup, and refuses each optional option in one line.
@@ -49,7 +49,7 @@ def _wheels(folder: Path) -> dict[str, Path]:
 
 
 def test_readme_wheelhouse_commands_bundle_what_the_gpu_image_lacks() -> None:
-    """Each README `make wheelhouse` command, for the GPU image's CPython 3.12 and manylinux tags:
+    """Each `make wheelhouse` command of the docs, for the GPU image's CPython 3.12 and manylinux tags:
     Hydra, OmegaConf, pydantic and selfsup itself, none of what the image has, under 30 MB."""
     cmds = [c for c in readme_commands() if c.startswith("make wheelhouse")]
     assert cmds
@@ -97,7 +97,7 @@ def test_a_fresh_venv_with_torch_alone_installs_the_wheelhouse_offline_and_train
     have = tmp_path / "have.txt"
     p = _run([str(python), "-m", "pip", "list", "--format=freeze"], env=NODE_ENV)
     assert p.returncode == 0 and "torch==" in p.stdout and "lightning" not in p.stdout, p.stdout + p.stderr
-    have.write_text(p.stdout)  # as the README says: the node's own list
+    have.write_text(p.stdout)  # as the docs say: the node's own list
 
     # Here: the wheelhouse for this interpreter and machine (the three target variables empty).
     wheelhouse = CACHE / "fresh-venv"
@@ -107,7 +107,7 @@ def test_a_fresh_venv_with_torch_alone_installs_the_wheelhouse_offline_and_train
     wheels = _wheels(wheelhouse)
     assert {"lightning", "timm", "hydra_core", "selfsup"} <= set(wheels) and not {"torch", "torchvision"} & set(wheels)
 
-    # There: the README's install command, offline, into the venv.
+    # There: the docs' install command, offline, into the venv.
     install = next(c for c in readme_commands() if c.startswith("bash scripts/offline_install.sh"))
     argv = [str(wheelhouse) if a == "wheelhouse" else a for a in shlex.split(install)]
     p = _run(argv, env=NODE_ENV | {"PYTHON": str(python)})

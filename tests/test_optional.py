@@ -33,10 +33,11 @@ def test_every_optional_option_is_a_config_and_its_package_an_extra() -> None:
         assert (CONFIGS / group / f"{name}.yaml").is_file(), option
         assert [r.split(">")[0] for r in extras[needs.extra]] == [needs.package], (option, extras[needs.extra])
         assert installed(needs.module), f"{needs.package} is not installed here: `make install` installs every extra"
-    optional_extras = {e for e in extras if e not in ("all", "dev")}
+    optional_extras = {e for e in extras if e not in ("all", "dev", "docs")}  # docs: `make docs`, no option
     assert optional_extras == {n.extra for n in OPTIONAL.values()}
     assert extras["all"] == [f"selfsup[{','.join(n.extra for n in OPTIONAL.values())}]"]
     assert "selfsup[all]" in extras["dev"]  # make install: the tests run every option
+    assert "selfsup[docs]" in extras["dev"]  # and `make docs` builds the site
 
 
 @pytest.mark.parametrize("option", list(OPTIONAL))

@@ -1,6 +1,7 @@
-"""Every command in README.md's shell code blocks composes and is run here (with tiny settings where it
-trains). Commands are read from the code blocks only: rewording the prose around them changes nothing
-here, and a new command in a block is picked up (and must be handled below)."""
+"""Every command in the shell code blocks of README.md and of every docs page (docs/**/*.md) composes and
+is run here (with tiny settings where it trains). Commands are read from the code blocks only: rewording
+the prose around them, or moving a command from one page to another, changes nothing here, and a new
+command in a block is picked up (and must be handled below)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,20 @@ SHARED_CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10.py"
 SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", flags=re.S | re.M)
 
 
+def doc_pages() -> list[Path]:
+    """README.md, then the docs pages in the order of mkdocs.yml's nav, then any other Markdown page
+    under docs/ (sorted by path)."""
+    nav = re.findall(r"^\s+- [^:\n]+: ([\w/.-]+\.md)$", (ROOT / "mkdocs.yml").read_text(), flags=re.M)
+    listed = [ROOT / "docs" / page for page in nav if (ROOT / "docs" / page).is_file()]
+    return [ROOT / "README.md", *listed, *sorted(set((ROOT / "docs").rglob("*.md")) - set(listed))]
+
+
 def readme_commands() -> list[str]:
-    """The commands of README.md's shell code blocks, in order, each once: blank lines and comments
-    dropped, a `$ ` prompt stripped, backslash-continued lines joined into one command."""
-    text = (ROOT / "README.md").read_text()
+    """The commands of the shell code blocks of README.md and the docs pages (:func:`doc_pages`), in
+    order, each once: blank lines and comments dropped, a `$ ` prompt stripped, backslash-continued
+    lines joined into one command."""
     cmds: list[str] = []
-    for block in SHELL_BLOCK.findall(text):
+    for block in (b for page in doc_pages() for b in SHELL_BLOCK.findall(page.read_text())):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             line = line.strip().removeprefix("$ ").strip()
             if line and not line.startswith("#") and line not in cmds:
@@ -143,13 +152,13 @@ def test_every_readme_command_is_handled() -> None:
                     "bash scripts/offline_install.sh",  # tests/test_offline_install.py
                 )
             )
-        ), f"README command without a test: {cmd}"
+        ), f"README or docs command without a test: {cmd}"
 
 
 @pytest.mark.parametrize("cmd", train_commands())
 def test_readme_train_command_composes(cmd: str) -> None:
-    """Each README `python train.py` command (each run of a `-m` sweep) composes and resolves, the
-    ones run below and the ones run elsewhere or not here (SLURM, the real CIFAR-10) alike."""
+    """Each `python train.py` command of the README and the docs (each run of a `-m` sweep) composes and
+    resolves, the ones run below and the ones run elsewhere or not here (SLURM, the real CIFAR-10) alike."""
     args = [a for a in shlex.split(cmd)[2:] if a not in ("-m", "--multirun")]
     for point in sweep_points(args) if len(args) < len(shlex.split(cmd)[2:]) else [args]:
         try:
@@ -160,7 +169,7 @@ def test_readme_train_command_composes(cmd: str) -> None:
 
 @pytest.mark.parametrize("cmd", finetune_commands())
 def test_readme_finetune_command_composes(cmd: str) -> None:
-    """Each README `python finetune.py` command composes, resolves and passes the schema."""
+    """Each `python finetune.py` command of the README and the docs composes, resolves and passes the schema."""
     from hydra import compose, initialize_config_dir
 
     from selfsup.schema import check_finetune_schema

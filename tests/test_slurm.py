@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slurm
 
 
 def test_readme_slurm_sweep_runs_as_slurm_jobs_and_every_run_dir_is_complete(slurm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The README's `launcher=slurm` command, with tiny training settings, on the local SLURM."""
+    """The docs' `launcher=slurm` command (docs/scaling.md), with tiny training settings, on the local SLURM."""
     readme = next(c for c in readme_commands() if "launcher=slurm" in c)
     sweep = tmp_path / "sweep"
     p = subprocess.run(_train_argv(readme, sweep, {}), cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -94,7 +94,8 @@ def test_stop_with_a_running_job_then_start_gives_an_idle_empty_cluster(slurm: b
 
 
 def test_readme_optuna_study_runs_its_trials_as_slurm_jobs(slurm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The README's `sweeper=optuna launcher=slurm` study, tiny: 8 trials, 4 at a time, each a SLURM job."""
+    """The docs' `sweeper=optuna launcher=slurm` study (docs/evaluation.md), tiny: 8 trials, 4 at a time,
+    each a SLURM job."""
     from tests.test_optuna import check_study
 
     readme = next(c for c in readme_commands() if "launcher=slurm" in c and "sweeper=optuna" in c)

@@ -35,7 +35,7 @@ NEEDS = {
     ],
 }
 # The CIFAR-10 reproductions (ResNet-18) train end to end in tests/test_readme.py, through the
-# README's `scripts/reproduce.py` commands (CPU, fake data); not a second time here.
+# The docs' `scripts/reproduce.py` commands (CPU, fake data); not a second time here.
 ELSEWHERE = {("experiment", "dcl_batch_cifar10"), ("experiment", "dcl_knn_cifar10")}
 # The CIFAR-10 speedrun trains end to end (on the CPU, tiny) in tests/test_gpu_evidence.py's dry run;
 # its full-length variant differs only in trainer.max_epochs.

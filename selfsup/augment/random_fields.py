@@ -64,7 +64,14 @@ class RandomFields(nn.Module):
 
     Args:
         p: probability that an image gets the fields (each image draws once).
-        translate, rotate, scale, shear, brightness, contrast, saturation, hue: ``(amplitude, ℓ)``.
+        translate: ``(amplitude, ℓ)`` of the translation field, in pixels.
+        rotate: ``(amplitude, ℓ)`` of the rotation field, in degrees.
+        scale: ``(amplitude, ℓ)`` of the log-zoom field.
+        shear: ``(amplitude, ℓ)`` of the shear field.
+        brightness: ``(amplitude, ℓ)`` of the brightness field (factor - 1).
+        contrast: ``(amplitude, ℓ)`` of the contrast field (factor - 1).
+        saturation: ``(amplitude, ℓ)`` of the saturation field (factor - 1).
+        hue: ``(amplitude, ℓ)`` of the hue field, in turns.
     """
 
     def __init__(

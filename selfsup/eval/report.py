@@ -19,7 +19,7 @@ from selfsup.metrics.rankme import rankme
 
 @dataclass
 class EvalSettings:
-    """Offline evaluation protocol (documented in the README).
+    """Offline evaluation protocol (documented in docs/evaluation.md).
 
     The kNN protocol has no default here: ``configs/eval/default.yaml`` (``eval.knn_k``,
     ``eval.knn_temperature``) is its one source, so every caller passes both.

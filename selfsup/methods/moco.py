@@ -40,7 +40,8 @@ class MoCo(TeacherMethod):
             size, or an image's own old keys become its negatives).
         batch_negatives: ``none`` (MoCo v2) or ``all``.
         shuffle_bn: shuffle the key encoder's batch across ranks (no-op on one process).
-        *args, **kwargs: :class:`~selfsup.methods._momentum.TeacherMethod`'s arguments.
+        *args: :class:`~selfsup.methods._momentum.TeacherMethod`'s positional arguments.
+        **kwargs: :class:`~selfsup.methods._momentum.TeacherMethod`'s keyword arguments.
     """
 
     def __init__(

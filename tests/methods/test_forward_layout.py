@@ -20,7 +20,7 @@ from tests.conftest import CONFIGS, ROOT
 from tests.methods.test_contract import METHODS
 
 B = 6
-#: The layout of each method's official code (configs/method/*.yaml and README say the same).
+#: The layout of each method's official code (configs/method/*.yaml and docs/methods.md say the same).
 PUBLISHED = {m: "joint" if m == "simclr" else "per_view" for m in METHODS}
 
 
@@ -128,7 +128,8 @@ def test_rows_that_are_not_whole_views_are_refused(composed) -> None:  # type: i
 
 def test_the_method_configs_set_their_papers_layout() -> None:
     """Each configs/method/*.yaml sets the layout of its official code, with a comment saying what
-    it is based on; README's forward-layout section says the same; the signature's default is joint."""
+    it is based on; the docs' forward-layout section (docs/methods.md) says the same; the signature's
+    default is joint."""
     for method, layout in PUBLISHED.items():
         path = CONFIGS / "method" / f"{method}.yaml"
         assert OmegaConf.load(path).method.module.forward_layout == layout, method
@@ -136,6 +137,6 @@ def test_the_method_configs_set_their_papers_layout() -> None:
         at = next(i for i, line in enumerate(lines) if line.strip().startswith("forward_layout:"))
         comment = lines[at - 1].strip()
         assert comment.startswith("# ") and ("code" in comment) and ("BN" in comment), (method, comment)
-    readme = (ROOT / "README.md").read_text()
-    assert "(`simclr` joint, every other method per_view)" in readme
+    page = (ROOT / "docs" / "methods.md").read_text()
+    assert "(`simclr` joint, every other method per_view)" in page
     assert inspect.signature(Method.__init__).parameters["forward_layout"].default == "joint"
