@@ -31,7 +31,7 @@ from selfsup.eval.report import EvalSettings, evaluate
 from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
 from selfsup.methods import Method
 from selfsup.optim import lr_scaling
-from selfsup.schema import check_schema, missing_keys
+from selfsup.schema_check import check_schema, missing_keys
 
 
 def check_config(cfg: DictConfig, loss_choice: str) -> None:

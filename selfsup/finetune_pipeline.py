@@ -33,7 +33,7 @@ from selfsup.finetune import (
 )
 from selfsup.methods import Method
 from selfsup.run_dir import atomic_path, atomic_write_json, git_revision, remove_if_only_hydra, trained_run
-from selfsup.schema import check_finetune_schema, missing_keys
+from selfsup.schema_check import check_finetune_schema, missing_keys
 
 log = logging.getLogger(__name__)
 

@@ -175,7 +175,7 @@ def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     from selfsup.errors import ConfigError
-    from selfsup.schema import check_schema
+    from selfsup.schema_check import check_schema
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert isinstance(cfg, DictConfig)

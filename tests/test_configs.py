@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from selfsup.schema import check_schema
+from selfsup.schema_check import check_schema
 from tests.conftest import CONFIGS, compose_cfg
 
 # Values an option leaves required (`???`) on purpose, with the override a user must give.

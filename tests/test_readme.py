@@ -163,7 +163,7 @@ def test_readme_finetune_command_composes(cmd: str) -> None:
     """Each README `python finetune.py` command composes, resolves and passes the schema."""
     from hydra import compose, initialize_config_dir
 
-    from selfsup.schema import check_finetune_schema
+    from selfsup.schema_check import check_finetune_schema
     from tests.conftest import CONFIGS
 
     args = [a.replace("RUN_DIR", "/tmp/selfsup-readme-run") for a in shlex.split(cmd)[2:]]
