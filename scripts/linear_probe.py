@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unfinished", action="store_true", help="probe a FAILED or unfinished run's checkpoint")
     args = ap.parse_args(argv)
 
-    from selfsup.build import build_datamodule, final_evaluation, load_trained
+    from selfsup.build import build_backbone, build_datamodule, load_trained
     from selfsup.errors import MissingFileError, user_errors_as_one_line
+    from selfsup.eval.final import final_evaluation
     from selfsup.eval.report import format_table
     from selfsup.run_dir import atomic_write_json, check_finished, run_config, trained_run
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = run_config(run_dir, args.overrides)
         dm = build_datamodule(cfg)
         module = load_trained(cfg, ckpt)
-    rows = final_evaluation(cfg, module, dm, device=args.device)
+    rows = final_evaluation(cfg, module, dm, device=args.device, new_backbone=lambda: build_backbone(cfg))
     atomic_write_json(run_dir / "probe.json", {"checkpoint": str(ckpt), "overrides": args.overrides, **rows})
     print(format_table(rows))
     return 0

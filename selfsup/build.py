@@ -1,7 +1,7 @@
 """Hydra glue: the only module besides train.py that reads the config object.
 
-Turns a composed config into typed components, checks what can be checked before any
-training starts, and runs the end-of-run evaluation.
+Turns a composed config into typed components and checks what can be checked before any
+training starts.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from selfsup.errors import CheckpointError, ConfigError, UserError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
-from selfsup.eval.layers import layer_row, stage_encoders
 from selfsup.eval.rankme_callback import RankMeCallback
-from selfsup.eval.report import EvalSettings, evaluate
-from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
+from selfsup.eval.view_metrics import ViewMetricsCallback
 from selfsup.methods import Method
 from selfsup.optim import lr_scaling
 from selfsup.schema_check import check_schema, missing_keys
@@ -298,69 +296,6 @@ def build_collapse_check(cfg: DictConfig, num_classes: int, rankme: RankMeCallba
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
     return [instantiate(c) for c in cfg.logger.values()]
-
-
-def eval_settings(cfg: DictConfig) -> EvalSettings:
-    e = cfg.eval
-    return EvalSettings(
-        knn_k=e.knn_k,
-        knn_temperature=e.knn_temperature,
-        probe_Cs=list(e.probe_Cs),
-        probe_val_fraction=e.probe_val_fraction,
-        probe_max_iter=e.probe_max_iter,
-        seed=cfg.seed,
-    )
-
-
-def final_evaluation(
-    cfg: DictConfig, module: Method, dm: ImageDataModule, device: torch.device | str = "cpu"
-) -> dict[str, dict[str, float]]:
-    """Offline probe, kNN and RankMe of the trained backbone, of its stages ``eval.layers`` (rows
-    :func:`~selfsup.eval.layers.layer_row`) and of each configured baseline."""
-    settings = eval_settings(cfg)
-    train_loader = dm.feature_loader(dm.probe_train_dataset())
-    test_loader = dm.val_dataloader()
-    vm = module.view_maker
-    module.to(device)
-    m = cfg.eval.metrics
-    images = dm.held_out_images(m.final_lidar_images).to(device)
-    rows = {
-        "pretrained": evaluate(
-            module.eval_encoder,
-            vm.prepare,
-            train_loader,
-            test_loader,
-            dm.num_classes,
-            settings,
-            head=module.eval_head,
-            device=device,
-        )
-        | view_metrics(
-            module.eval_encoder, module.eval_head, vm, images, m.final_lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed
-        )
-    }
-    for name, encoder in stage_encoders(module.eval_encoder, list(cfg.eval.layers)).items():
-        rows[layer_row(name)] = evaluate(
-            encoder, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device
-        )
-    if "random_init" in cfg.eval.baselines:
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed)
-            fresh = build_backbone(cfg).to(device)
-        rows["random_init"] = evaluate(
-            fresh, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device
-        )
-    if "raw_pixels" in cfg.eval.baselines:
-        rows["raw_pixels"] = evaluate(
-            nn.Flatten(),
-            lambda x: x.float() / 255.0,
-            train_loader,
-            test_loader,
-            dm.num_classes,
-            settings,
-            device=device,
-        )
-    return rows
 
 
 def resolved_config(cfg: DictConfig) -> Mapping[str, Any]:

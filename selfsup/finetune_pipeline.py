@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from selfsup.build import build_backbone, build_datamodule, eval_settings, load_trained, resolve_device
+from selfsup.build import build_backbone, build_datamodule, load_trained, resolve_device
 from selfsup.data import ImageDataModule
 from selfsup.errors import ConfigError
+from selfsup.eval.final import eval_settings
 from selfsup.eval.report import evaluate
 from selfsup.finetune import (
     TRAINED,

@@ -160,7 +160,7 @@ class EvalSchema(Node):
     probe_Cs: Annotated[list[Positive], MinLen(1)]
     probe_val_fraction: OpenFraction
     probe_max_iter: PositiveInt
-    baselines: list[Literal["random_init", "raw_pixels"]]  # the rows build.final_evaluation adds
+    baselines: list[Literal["random_init", "raw_pixels"]]  # the rows eval.final.final_evaluation adds
     layers: list[int]  # backbone stages evaluated like the final features (selfsup/eval/layers.py)
     collapse: CollapseSchema
     stop_on_collapse: bool
