@@ -132,7 +132,7 @@ def test_the_constrained_types_are_the_components_own() -> None:
     import inspect
     import typing
 
-    from selfsup.losses._pairs import ContrastiveLoss
+    from selfsup.losses._contrastive import ContrastiveLoss
 
     hints = typing.get_type_hints(ContrastiveLoss.__init__, include_extras=True)
     assert hints["temperature"] == Positive
