@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from selfsup.objective import METRIC  # noqa: E402
 from selfsup.run_dir import load_runs  # noqa: E402
+from selfsup.sweep_metric import METRIC  # noqa: E402
 from selfsup.tools.selection import (  # noqa: E402
     CHOOSERS,
     LABEL_FREE,

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge, Gt, Interval, Len, MinLen
 from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
-from selfsup.objective import Objective
+from selfsup.sweep_metric import SweepMetric
 
 Positive = Annotated[float, Gt(0)]
 NonNegative = Annotated[float, Ge(0)]
@@ -174,7 +174,7 @@ class AugmentSchema(Node):
 class SweepSchema(Node):
     """The keys every job of a sweep shares, checked once before the sweep starts."""
 
-    objective: Objective  # the value train.py returns to a sweeper (selfsup/objective.py)
+    objective: SweepMetric  # the value train.py returns to a sweeper (selfsup/sweep_metric.py)
 
 
 class RunSchema(SweepSchema):

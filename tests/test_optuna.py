@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfsup.objective import METRIC, objective_value
 from selfsup.run_dir import FAILED, RESULTS
+from selfsup.sweep_metric import METRIC, sweep_metric_value
 from tests.conftest import ROOT, TINY
 from tests.test_train_options import assert_complete_run_dir
 
@@ -115,10 +115,10 @@ def test_bad_study_settings_stop_the_sweep_before_its_first_trial(tmp_path: Path
     assert not sweep.exists()
 
 
-def test_objective_value_reads_the_named_metric() -> None:
+def test_sweep_metric_value_reads_the_named_metric() -> None:
     results = {"metrics": {"linear_top1": 91.0, "rankme_backbone": 30.5, "lidar_backbone": 12.0}}
-    assert objective_value(results, "linear_top1") == 91.0
-    assert objective_value(results, "rankme") == 30.5
-    assert objective_value(results, "lidar") == 12.0
-    assert objective_value(results, "rankme_projector") is None  # a method without a projector
-    assert objective_value({"metrics": {"rankme_backbone": math.nan}}, "rankme") is None
+    assert sweep_metric_value(results, "linear_top1") == 91.0
+    assert sweep_metric_value(results, "rankme") == 30.5
+    assert sweep_metric_value(results, "lidar") == 12.0
+    assert sweep_metric_value(results, "rankme_projector") is None  # a method without a projector
+    assert sweep_metric_value({"metrics": {"rankme_backbone": math.nan}}, "rankme") is None
