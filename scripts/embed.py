@@ -40,8 +40,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 FORMATS = (".parquet", ".npy")
 # PIL modes of one (grey) channel; every other mode (RGB, RGBA, P, CMYK, ...) is colour.
 GREY_MODES = ("1", "L", "LA", "La", "I", "F")

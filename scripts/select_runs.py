@@ -20,11 +20,9 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from selfsup.run_dir import load_runs  # noqa: E402
-from selfsup.sweep_metric import METRIC  # noqa: E402
-from selfsup.tools.selection import (  # noqa: E402
+from selfsup.run_dir import load_runs
+from selfsup.sweep_metric import METRIC
+from selfsup.tools.selection import (
     CHOOSERS,
     LABEL_FREE,
     PROBE,
