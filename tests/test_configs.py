@@ -91,7 +91,7 @@ def test_the_walk_finds_every_group() -> None:
     groups = config_groups()
     top = {g for g in groups if "/" not in g}
     assert top >= {"method", "loss", "backbone", "head", "augment", "data", "optim", "trainer", "logger"}
-    assert {"eval", "launcher", "experiment", "augment/preset"} <= set(groups)
+    assert {"eval", "launcher", "experiment", "debug", "augment/preset"} <= set(groups)
     assert all(len(options) >= 1 for options in groups.values())
 
 
