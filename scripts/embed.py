@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from omegaconf import DictConfig, OmegaConf
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
@@ -80,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--batch-size {args.batch_size} / --num-workers {args.num_workers}: need >= 1 / >= 0")
         if not args.images.is_dir():
             raise MissingFileError(f"--images {args.images}: no such folder")
-        run_dir, ckpt = trained_run(args.source)
-        cfg = OmegaConf.load(run_dir / "config.yaml")
-        assert isinstance(cfg, DictConfig)
+        run_dir, ckpt, cfg = trained_run(args.source)
         ds = FolderImageDataset(args.images, int(cfg.data.image_size), int(cfg.data.channels), labelled=False)
         converted = check_images([p for p, _ in ds.samples], run_dir, cfg, args.convert)
         if args.skip_bad:

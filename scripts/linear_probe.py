@@ -32,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     from selfsup.run_dir import atomic_write_json, check_finished, run_config, trained_run
 
     with user_errors_as_one_line():
-        run_dir, ckpt = trained_run(args.run_dir)
+        run = trained_run(args.run_dir)
+        run_dir, ckpt = run.run_dir, run.ckpt
         if args.ckpt is not None:
             ckpt = args.ckpt
             if not ckpt.is_file():
                 raise MissingFileError(f"--ckpt {ckpt}: no such checkpoint")
         check_finished(run_dir, allow=None if args.unfinished else "--unfinished")
-        cfg = run_config(run_dir, args.overrides)
+        cfg = run_config(run, args.overrides)
         dm = build_datamodule(cfg)
         module = load_trained(cfg, ckpt)
     rows = final_evaluation(cfg, module, dm, device=args.device, new_backbone=lambda: build_backbone(cfg))

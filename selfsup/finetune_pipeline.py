@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from selfsup.build import build_backbone, build_datamodule, load_trained, resolve_device
 from selfsup.data import ImageDataModule
@@ -85,9 +85,7 @@ def load_source(cfg: DictConfig) -> Source:
     if missing:
         raise ConfigError(f"{', '.join(missing)} must be given (??? in the config), e.g. `{missing[0]}=...`")
     check_finetune_schema(cfg)
-    run_dir, ckpt = trained_run(str(cfg.run))
-    src = OmegaConf.load(run_dir / "config.yaml")
-    assert isinstance(src, DictConfig)
+    run_dir, ckpt, src = trained_run(str(cfg.run))
     channels, target = int(src.data.channels), int(cfg.data.channels)
     if channels != target:
         raise ConfigError(
