@@ -1,7 +1,23 @@
-"""Hydra glue: the only module besides train.py that reads the config object.
+"""Hydra glue: turns a composed config into typed components and checks what can be checked
+before any training starts.
 
-Turns a composed config into typed components and checks what can be checked before any
-training starts.
+The components (``selfsup.data``, ``augment``, ``backbones``, ``heads``, ``losses``, ``methods``,
+``optim``, the metrics and callbacks of ``selfsup.eval``) never read the run's config: they take
+their arguments, which this module instantiates from their own config nodes. The config object
+(the composed ``DictConfig``, or a trained run's saved ``config.yaml``) is read here, by the entry
+points (``train.py``, ``finetune.py``, the scripts that reuse a trained run) and by the modules that
+run or check a whole run, each for its own part:
+
+- :mod:`selfsup.pipeline`: the keys that decide what one run does around its components: ``seed``,
+  ``resume``, ``checkpoint_every_n_steps``, ``eval.online_probe``, ``eval.layers``;
+- :mod:`selfsup.eval.final`: the end-of-run evaluation's protocol (``eval.*``, ``seed``), the same for
+  a run re-evaluated later (``scripts/linear_probe.py``);
+- :mod:`selfsup.export`: what a run's export records (``data.mean``/``std``, ``augment.size``, the
+  method, loss and data on its model card);
+- :mod:`selfsup.finetune_pipeline`: ``configs/finetune.yaml`` and the source run's saved config;
+- the checks: :mod:`selfsup.schema_check` (types and ranges), :mod:`selfsup.preflight` (Hydra's
+  callback, before the run directory is written), :mod:`selfsup.rerun` (the config against a run
+  directory's saved one), :mod:`selfsup.run_dir` (a trained run's saved config, for the scripts).
 """
 
 from __future__ import annotations
