@@ -58,7 +58,7 @@ test-all: $(STAMP)
 ## The documentation site (mkdocs.yml) into site/, strict: a warning (a broken link or anchor, a config
 ## key without a description in the generated configuration reference) fails the build.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## Benchmarks: views/s of the batched vs per-sample augmentation (32 px, SimCLR recipe), DDP's
 ## step-time overhead (2 gloo processes vs 1, CPU), every method's step vs SimCLR's (CPU), the framework's step vs a hand-written
@@ -131,6 +131,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

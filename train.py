@@ -25,8 +25,8 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from selfsup.errors import user_errors_as_one_line
-    from selfsup.objective import objective_value
     from selfsup.pipeline import run  # imported here so `--help` and config errors are fast
+    from selfsup.sweep_metric import sweep_metric_value
 
     # Hydra's logging already prints (and writes train.log); Lightning's own console handler
     # would print every line a second time.
@@ -46,8 +46,8 @@ def main(cfg: DictConfig) -> float | None:
         # One trial of a study failed (its error line is above; its run directory, if it got one,
         # says FAILED): the sweeper records None as a failed trial and the study goes on.
         return None
-    # The value a Hydra sweeper maximises, chosen by name (selfsup/objective.py).
-    return objective_value(results, cfg.objective)
+    # The value a Hydra sweeper maximises, chosen by name (selfsup/sweep_metric.py).
+    return sweep_metric_value(results, cfg.objective)
 
 
 def _optuna_trial(hc: Any) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -27,12 +26,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from selfsup.augment import CutMix, Mixup, RandAugment, RandomFields, ResizeMix, ViewMaker  # noqa: E402
-from selfsup.augment.torchvision_views import TorchvisionViews  # noqa: E402
-from selfsup.data.base import TensorImageDataset  # noqa: E402
-from selfsup.data.module import Transformed  # noqa: E402
+from selfsup.augment import CutMix, Mixup, RandAugment, RandomFields, ResizeMix, ViewMaker
+from selfsup.augment.torchvision_views import TorchvisionViews
+from selfsup.data.base import TensorImageDataset
+from selfsup.data.module import Transformed
 
 # augment=simclr with the px32 preset (configs/augment/preset/px32.yaml).
 RECIPE: dict[str, Any] = dict(

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -38,7 +37,6 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def make_jpegs(root: Path, n: int, seed: int = 0) -> Path:

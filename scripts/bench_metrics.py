@@ -31,7 +31,6 @@ def _train(args: list[str], run_dir: Path) -> dict:
 
 
 def _have_fashion_mnist() -> bool:
-    sys.path.insert(0, str(ROOT))
     from selfsup.data.fashion_mnist import find_fashion_mnist
 
     try:

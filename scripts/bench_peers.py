@@ -50,20 +50,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
+import bench_train as bt  # scripts/bench_train.py: this script's folder is on sys.path when it runs
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_train as bt  # noqa: E402
 
 CIFAR_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR_STD = [0.2470, 0.2435, 0.2616]

@@ -49,7 +49,6 @@ import argparse
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -62,7 +61,6 @@ import torch
 import torch.multiprocessing as mp
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 MODEL = [
     "backbone=timm",

@@ -20,11 +20,9 @@ import csv
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from selfsup.errors import user_errors_as_one_line  # noqa: E402
-from selfsup.run_dir import load_runs  # noqa: E402
-from selfsup.tools.collect import baseline_rows, summarize, to_markdown  # noqa: E402
+from selfsup.errors import user_errors_as_one_line
+from selfsup.run_dir import load_runs
+from selfsup.tools.collect import baseline_rows, summarize, to_markdown
 
 
 def main(argv: list[str] | None = None) -> int:

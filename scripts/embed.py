@@ -40,8 +40,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 FORMATS = (".parquet", ".npy")
 # PIL modes of one (grey) channel; every other mode (RGB, RGBA, P, CMYK, ...) is colour.
 GREY_MODES = ("1", "L", "LA", "La", "I", "F")
@@ -65,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from omegaconf import DictConfig, OmegaConf
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
@@ -82,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--batch-size {args.batch_size} / --num-workers {args.num_workers}: need >= 1 / >= 0")
         if not args.images.is_dir():
             raise MissingFileError(f"--images {args.images}: no such folder")
-        run_dir, ckpt = trained_run(args.source)
-        cfg = OmegaConf.load(run_dir / "config.yaml")
-        assert isinstance(cfg, DictConfig)
+        run_dir, ckpt, cfg = trained_run(args.source)
         ds = FolderImageDataset(args.images, int(cfg.data.image_size), int(cfg.data.channels), labelled=False)
         converted = check_images([p for p, _ in ds.samples], run_dir, cfg, args.convert)
         if args.skip_bad:

@@ -21,8 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,8 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unfinished", action="store_true", help="export a FAILED or unfinished run's checkpoint")
     args = ap.parse_args(argv)
 
-    from omegaconf import DictConfig, OmegaConf
-
     from selfsup.build import load_trained
     from selfsup.errors import CheckpointError, ConfigError, user_errors_as_one_line
     from selfsup.export import EXPORT, export_run, not_exportable
@@ -41,12 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     from selfsup.run_dir import RESULTS, check_finished, trained_run
 
     with user_errors_as_one_line():
-        run_dir, ckpt = trained_run(args.source)
+        run_dir, ckpt, cfg = trained_run(args.source)
         check_finished(run_dir, allow=None if args.unfinished else "--unfinished")
         out = args.out or run_dir / EXPORT
         check_replaceable(out, args.force)
-        cfg = OmegaConf.load(run_dir / "config.yaml")
-        assert isinstance(cfg, DictConfig)
         module = load_trained(cfg, ckpt)
         why = not_exportable(module.eval_encoder)
         if why is not None:

@@ -12,8 +12,10 @@ WORK=/tmp/selfsup-gpu-evidence
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[$i]}" = "--work" ] && WORK=${args[$((i + 1))]}; done
 mkdir -p "$WORK"
-if ! "$PY" -c "import hydra, omegaconf, pydantic, timm, lightning" 2>/dev/null; then
-    [ -d wheelhouse ] || { echo "error: $PY lacks selfsup's dependencies and there is no wheelhouse/: run 'make wheelhouse' where pip works and carry wheelhouse/ here" >&2; exit 2; }
+# The scripts import the installed selfsup (wheelhouse/ holds its wheel): checked without the current
+# folder on sys.path, where the repository's own selfsup/ would pass for it.
+if ! "$PY" -c "import os, sys; sys.path = [p for p in sys.path if p not in ('', '.', os.getcwd())]; import hydra, omegaconf, pydantic, timm, lightning, selfsup" 2>/dev/null; then
+    [ -d wheelhouse ] || { echo "error: $PY lacks selfsup or its dependencies and there is no wheelhouse/: run 'make wheelhouse' where pip works and carry wheelhouse/ here" >&2; exit 2; }
     PYTHON="$PY" bash scripts/offline_install.sh wheelhouse
 fi
 extra=()

@@ -15,8 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,22 +25,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unfinished", action="store_true", help="probe a FAILED or unfinished run's checkpoint")
     args = ap.parse_args(argv)
 
-    from selfsup.build import build_datamodule, final_evaluation, load_trained
+    from selfsup.build import build_backbone, build_datamodule, load_trained
     from selfsup.errors import MissingFileError, user_errors_as_one_line
+    from selfsup.eval.final import final_evaluation
     from selfsup.eval.report import format_table
     from selfsup.run_dir import atomic_write_json, check_finished, run_config, trained_run
 
     with user_errors_as_one_line():
-        run_dir, ckpt = trained_run(args.run_dir)
+        run = trained_run(args.run_dir)
+        run_dir, ckpt = run.run_dir, run.ckpt
         if args.ckpt is not None:
             ckpt = args.ckpt
             if not ckpt.is_file():
                 raise MissingFileError(f"--ckpt {ckpt}: no such checkpoint")
         check_finished(run_dir, allow=None if args.unfinished else "--unfinished")
-        cfg = run_config(run_dir, args.overrides)
+        cfg = run_config(run, args.overrides)
         dm = build_datamodule(cfg)
         module = load_trained(cfg, ckpt)
-    rows = final_evaluation(cfg, module, dm, device=args.device)
+    rows = final_evaluation(cfg, module, dm, device=args.device, new_backbone=lambda: build_backbone(cfg))
     atomic_write_json(run_dir / "probe.json", {"checkpoint": str(ckpt), "overrides": args.overrides, **rows})
     print(format_table(rows))
     return 0

@@ -31,8 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 SPLITS = ("train", "val")
 
 
@@ -72,13 +70,12 @@ def _config_items(
     data: str, overrides: list[str]
 ) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int], int]:
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
     from hydra.utils import instantiate
     from PIL import Image
 
-    from hydra.errors import HydraException
-
     from selfsup.errors import ConfigError
-    from selfsup.schema import check_schema
+    from selfsup.schema_check import check_schema
 
     root = Path(__file__).resolve().parent.parent / "configs"
     try:

@@ -21,10 +21,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from selfsup.tools.reproduce import TABLES, Table, finished, missing, overrides, plot, run_name, to_markdown
 
-from selfsup.tools.reproduce import TABLES, Table, finished, missing, overrides, plot, run_name, to_markdown  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def launch(table: Table, folder: Path, launcher: str, extra: list[str]) -> None:

@@ -20,12 +20,10 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from selfsup.errors import ConfigError, MissingFileError, user_errors_as_one_line  # noqa: E402
-from selfsup.objective import METRIC  # noqa: E402
-from selfsup.run_dir import load_runs  # noqa: E402
-from selfsup.tools.selection import (  # noqa: E402
+from selfsup.errors import ConfigError, MissingFileError, user_errors_as_one_line
+from selfsup.run_dir import load_runs
+from selfsup.sweep_metric import METRIC
+from selfsup.tools.selection import (
     CHOOSERS,
     LABEL_FREE,
     PROBE,

@@ -12,10 +12,7 @@ overrides as train.py.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

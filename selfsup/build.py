@@ -1,7 +1,23 @@
-"""Hydra glue: the only module besides train.py that reads the config object.
+"""Hydra glue: turns a composed config into typed components and checks what can be checked
+before any training starts.
 
-Turns a composed config into typed components, checks what can be checked before any
-training starts, and runs the end-of-run evaluation.
+The components (``selfsup.data``, ``augment``, ``backbones``, ``heads``, ``losses``, ``methods``,
+``optim``, the metrics and callbacks of ``selfsup.eval``) never read the run's config: they take
+their arguments, which this module instantiates from their own config nodes. The config object
+(the composed ``DictConfig``, or a trained run's saved ``config.yaml``) is read here, by the entry
+points (``train.py``, ``finetune.py``, the scripts that reuse a trained run) and by the modules that
+run or check a whole run, each for its own part:
+
+- :mod:`selfsup.pipeline`: the keys that decide what one run does around its components: ``seed``,
+  ``resume``, ``checkpoint_every_n_steps``, ``eval.online_probe``, ``eval.layers``;
+- :mod:`selfsup.eval.final`: the end-of-run evaluation's protocol (``eval.*``, ``seed``), the same for
+  a run re-evaluated later (``scripts/linear_probe.py``);
+- :mod:`selfsup.export`: what a run's export records (``data.mean``/``std``, ``augment.size``, the
+  method, loss and data on its model card);
+- :mod:`selfsup.finetune_pipeline`: ``configs/finetune.yaml`` and the source run's saved config;
+- the checks: :mod:`selfsup.schema_check` (types and ranges), :mod:`selfsup.preflight` (Hydra's
+  callback, before the run directory is written), :mod:`selfsup.rerun` (the config against a run
+  directory's saved one), :mod:`selfsup.run_dir` (a trained run's saved config, for the scripts).
 """
 
 from __future__ import annotations
@@ -25,13 +41,11 @@ from selfsup.errors import CheckpointError, ConfigError, UserError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.held_out import HeldOutMetric
 from selfsup.eval.knn_callback import KNNCallback
-from selfsup.eval.layers import layer_row, stage_encoders
 from selfsup.eval.rankme_callback import RankMeCallback
-from selfsup.eval.report import EvalSettings, evaluate
-from selfsup.eval.view_metrics import ViewMetricsCallback, view_metrics
+from selfsup.eval.view_metrics import ViewMetricsCallback
 from selfsup.methods import Method
 from selfsup.optim import lr_scaling
-from selfsup.schema import check_schema, missing_keys
+from selfsup.schema_check import check_schema, missing_keys
 
 
 def check_config(cfg: DictConfig, loss_choice: str) -> None:
@@ -298,69 +312,6 @@ def build_collapse_check(cfg: DictConfig, num_classes: int, rankme: RankMeCallba
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
     return [instantiate(c) for c in cfg.logger.values()]
-
-
-def eval_settings(cfg: DictConfig) -> EvalSettings:
-    e = cfg.eval
-    return EvalSettings(
-        knn_k=e.knn_k,
-        knn_temperature=e.knn_temperature,
-        probe_Cs=list(e.probe_Cs),
-        probe_val_fraction=e.probe_val_fraction,
-        probe_max_iter=e.probe_max_iter,
-        seed=cfg.seed,
-    )
-
-
-def final_evaluation(
-    cfg: DictConfig, module: Method, dm: ImageDataModule, device: torch.device | str = "cpu"
-) -> dict[str, dict[str, float]]:
-    """Offline probe, kNN and RankMe of the trained backbone, of its stages ``eval.layers`` (rows
-    :func:`~selfsup.eval.layers.layer_row`) and of each configured baseline."""
-    settings = eval_settings(cfg)
-    train_loader = dm.feature_loader(dm.probe_train_dataset())
-    test_loader = dm.val_dataloader()
-    vm = module.view_maker
-    module.to(device)
-    m = cfg.eval.metrics
-    images = dm.held_out_images(m.final_lidar_images).to(device)
-    rows = {
-        "pretrained": evaluate(
-            module.eval_encoder,
-            vm.prepare,
-            train_loader,
-            test_loader,
-            dm.num_classes,
-            settings,
-            head=module.eval_head,
-            device=device,
-        )
-        | view_metrics(
-            module.eval_encoder, module.eval_head, vm, images, m.final_lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed
-        )
-    }
-    for name, encoder in stage_encoders(module.eval_encoder, list(cfg.eval.layers)).items():
-        rows[layer_row(name)] = evaluate(
-            encoder, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device
-        )
-    if "random_init" in cfg.eval.baselines:
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed)
-            fresh = build_backbone(cfg).to(device)
-        rows["random_init"] = evaluate(
-            fresh, vm.prepare, train_loader, test_loader, dm.num_classes, settings, device=device
-        )
-    if "raw_pixels" in cfg.eval.baselines:
-        rows["raw_pixels"] = evaluate(
-            nn.Flatten(),
-            lambda x: x.float() / 255.0,
-            train_loader,
-            test_loader,
-            dm.num_classes,
-            settings,
-            device=device,
-        )
-    return rows
 
 
 def resolved_config(cfg: DictConfig) -> Mapping[str, Any]:

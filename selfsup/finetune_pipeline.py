@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from selfsup.build import build_backbone, build_datamodule, eval_settings, load_trained, resolve_device
+from selfsup.build import build_backbone, build_datamodule, load_trained, resolve_device
 from selfsup.data import ImageDataModule
 from selfsup.errors import ConfigError
+from selfsup.eval.final import eval_settings
 from selfsup.eval.report import evaluate
 from selfsup.finetune import (
     TRAINED,
@@ -33,7 +34,7 @@ from selfsup.finetune import (
 )
 from selfsup.methods import Method
 from selfsup.run_dir import atomic_path, atomic_write_json, git_revision, remove_if_only_hydra, trained_run
-from selfsup.schema import check_finetune_schema, missing_keys
+from selfsup.schema_check import check_finetune_schema, missing_keys
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,7 @@ def load_source(cfg: DictConfig) -> Source:
     if missing:
         raise ConfigError(f"{', '.join(missing)} must be given (??? in the config), e.g. `{missing[0]}=...`")
     check_finetune_schema(cfg)
-    run_dir, ckpt = trained_run(str(cfg.run))
-    src = OmegaConf.load(run_dir / "config.yaml")
-    assert isinstance(src, DictConfig)
+    run_dir, ckpt, src = trained_run(str(cfg.run))
     channels, target = int(src.data.channels), int(cfg.data.channels)
     if channels != target:
         raise ConfigError(

@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig
 
 from selfsup.build import (
+    build_backbone,
     build_datamodule,
     build_loggers,
     build_metric_callbacks,
@@ -22,13 +23,13 @@ from selfsup.build import (
     build_view_maker,
     check_config,
     check_epoch_has_a_step,
-    final_evaluation,
     no_validation_warning,
     save_config,
 )
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
 from selfsup.eval.collapse import CollapseCheck
+from selfsup.eval.final import final_evaluation
 from selfsup.eval.layers import split_rows, stage_encoders
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import below_baselines, format_table, table_columns
@@ -189,7 +190,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
     results: dict[str, Any] = {}
     if trainer.is_global_zero:
         eval_start = time.perf_counter()
-        rows = final_evaluation(cfg, module, dm, device=module.device)
+        rows = final_evaluation(cfg, module, dm, device=module.device, new_backbone=lambda: build_backbone(cfg))
         eval_seconds = time.perf_counter() - eval_start
         # The final RankMe is of the whole held-out split (the final evaluation's test loader);
         # None: too short a run to judge (eval.collapse.after_epochs).

@@ -80,7 +80,7 @@ class CheckConfig(Callback):
         the rest of its own config."""
         from selfsup.errors import user_errors_as_one_line
         from selfsup.optional import check_choices
-        from selfsup.schema import check_sweep
+        from selfsup.schema_check import check_sweep
 
         with user_errors_as_one_line():
             check_choices(config.hydra.runtime.choices)

@@ -12,6 +12,7 @@ another attempt there, and one process at a time writes a run directory (:mod:`s
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -20,9 +21,9 @@ import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from selfsup.errors import writing
 
@@ -167,18 +168,17 @@ def _broken(results: Any) -> str:
     return ""
 
 
-def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """A finished run's resolved config (``run_dir/config.yaml``) with ``key=value`` ``overrides``,
+def run_config(run: TrainedRun, overrides: Sequence[str] = ()) -> DictConfig:
+    """A trained run's resolved config (:func:`trained_run`'s ``cfg``) with ``key=value`` ``overrides``,
     checked as ``train.py`` checks its own: a key the run does not have, or a value its schema
-    refuses, is one :class:`ConfigError` line naming the key."""
-    from omegaconf import OmegaConf
+    refuses, is one :class:`ConfigError` line naming the key. ``run.cfg`` itself is left as it is."""
     from omegaconf.errors import OmegaConfBaseException
 
     from selfsup.errors import ConfigError
-    from selfsup.schema import check_schema
+    from selfsup.schema_check import check_schema
 
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    assert isinstance(cfg, DictConfig)
+    run_dir = run.run_dir
+    cfg = copy.deepcopy(run.cfg)
     OmegaConf.set_struct(cfg, True)  # a mistyped override is an error, as in train.py
     for item in overrides:
         key, eq, value = item.partition("=")
@@ -187,10 +187,11 @@ def run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
         if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
             raise ConfigError(f"{key}: the run's config ({run_dir / 'config.yaml'}) has no such key")
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+            merged = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as e:
             raise ConfigError(f"{item}: {' '.join(str(e).split()[:12])}") from None
-    assert isinstance(cfg, DictConfig)
+        assert isinstance(merged, DictConfig)
+        cfg = merged
     check_schema(cfg)
     return cfg
 
@@ -212,9 +213,18 @@ def check_finished(run_dir: Path, allow: str | None) -> None:
         raise ConfigError(f"{run_dir} has not finished (no {RESULTS}); {allow} uses its last checkpoint anyway")
 
 
-def trained_run(source: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """``(run directory, checkpoint)`` of ``source``: a run directory (its ``checkpoints/last.ckpt``)
-    or a ``.ckpt`` inside ``RUN_DIR/checkpoints/``. What scripts that reuse a trained run start from.
+class TrainedRun(NamedTuple):
+    """A trained run as :func:`trained_run` finds it."""
+
+    run_dir: Path
+    ckpt: Path  # the checkpoint to load: the one named, or the run's checkpoints/last.ckpt
+    cfg: DictConfig  # the run's resolved config (RUN_DIR/config.yaml), as the run saved it
+
+
+def trained_run(source: str | os.PathLike[str]) -> TrainedRun:
+    """``(run directory, checkpoint, config)`` of ``source``: a run directory (its
+    ``checkpoints/last.ckpt``) or a ``.ckpt`` inside ``RUN_DIR/checkpoints/``, with the run's resolved
+    config read from ``RUN_DIR/config.yaml``. What scripts that reuse a trained run start from.
 
     Raises:
         MissingFileError: ``source`` is neither, or the checkpoint or the run's ``config.yaml`` is
@@ -232,4 +242,6 @@ def trained_run(source: str | os.PathLike[str]) -> tuple[Path, Path]:
     for p, what in ((ckpt, "a checkpoint"), (run_dir / "config.yaml", "the run's resolved config")):
         if not p.is_file():
             raise MissingFileError(f"{p} not found ({what}); is {run_dir} a selfsup run directory?")
-    return run_dir, ckpt
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    assert isinstance(cfg, DictConfig)
+    return TrainedRun(run_dir, ckpt, cfg)

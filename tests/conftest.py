@@ -1,4 +1,4 @@
-"""Shared fixtures: composing the real train.yaml, tiny overrides, fake data roots."""
+"""Shared fixtures: composing the real train.yaml, tiny settings (debug=fast), fake data roots."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from tests import fake_data
 
@@ -25,18 +25,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 SLURM_LOCAL = ["bash", str(ROOT / "scripts" / "slurm_local.sh")]  # + start|stop|status
 
-# Settings that make any run finish in seconds on a CPU.
-TINY = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.log_every_n_steps=1",
-    "data.batch_size=16",
-    "data.num_workers=0",
-    "eval.probe_max_iter=50",
-    "eval.probe_Cs=[1.0]",
-    "head.hidden_dims=[32]",
-    "head.out_dim=16",
-]
+# Settings that make any run finish in seconds on a CPU: the debug option users also have,
+# configs/debug/fast.yaml (`python train.py debug=fast`). A key given after it still wins.
+TINY = ["debug=fast"]
+
+
+def _as_overrides(node: object, prefix: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [o for key, value in node.items() for o in _as_overrides(value, f"{prefix}{key}.")]
+    value = f"[{','.join(str(v) for v in node)}]" if isinstance(node, list) else str(node)
+    return [f"{prefix.rstrip('.')}={value}"]
+
+
+# The same settings as key=value overrides, read from that file, for a test that drops some of them
+# or hands them to a tool that records a run's overrides (scripts/reproduce.py reports them).
+FAST_OVERRIDES = _as_overrides(OmegaConf.to_container(OmegaConf.load(CONFIGS / "debug" / "fast.yaml")))
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from selfsup.schema import check_schema
+from selfsup.schema_check import check_schema
 from tests.conftest import CONFIGS, compose_cfg
 
 # Values an option leaves required (`???`) on purpose, with the override a user must give.
@@ -91,7 +91,7 @@ def test_the_walk_finds_every_group() -> None:
     groups = config_groups()
     top = {g for g in groups if "/" not in g}
     assert top >= {"method", "loss", "backbone", "head", "augment", "data", "optim", "trainer", "logger"}
-    assert {"eval", "launcher", "experiment", "augment/preset"} <= set(groups)
+    assert {"eval", "launcher", "experiment", "debug", "augment/preset"} <= set(groups)
     assert all(len(options) >= 1 for options in groups.values())
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from selfsup.optional import OPTIONAL
-from tests.conftest import ROOT, TINY
+from tests.conftest import FAST_OVERRIDES, ROOT
 from tests.test_readme import readme_commands
 
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ def test_a_fresh_venv_with_torch_alone_installs_the_wheelhouse_offline_and_train
         shutil.copy(ROOT / script, app)
     shutil.copytree(ROOT / "configs", app / "configs")
     # The whole epoch at digits' own batch size (5 steps); a short evaluation, without baselines.
-    short = [t for t in TINY if not t.startswith(("trainer.limit_train_batches=", "data.batch_size="))]
+    short = [t for t in FAST_OVERRIDES if not t.startswith(("trainer.limit_train_batches=", "data.batch_size="))]
     argv = [str(python), "train.py", *short, "eval.baselines=[]", f"hydra.run.dir={tmp_path / 'run'}"]
     p = _run(argv, env=NODE_ENV, cwd=app)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfsup.objective import METRIC, objective_value
 from selfsup.run_dir import FAILED, RESULTS
+from selfsup.sweep_metric import METRIC, sweep_metric_value
 from tests.conftest import ROOT, TINY
 from tests.test_train_options import assert_complete_run_dir
 
 
 def study(sweep: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    own = {o.split("=", 1)[0] for o in overrides}
-    tiny = [t for t in TINY if t.split("=", 1)[0] not in own]
-    argv = [sys.executable, "train.py", "-m", "sweeper=optuna", *tiny, *overrides, f"hydra.sweep.dir={sweep}"]
+    # debug=fast (TINY) shortens every trial; a key in overrides wins over it.
+    argv = [sys.executable, "train.py", "-m", "sweeper=optuna", *TINY, *overrides, f"hydra.sweep.dir={sweep}"]
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -115,10 +114,10 @@ def test_bad_study_settings_stop_the_sweep_before_its_first_trial(tmp_path: Path
     assert not sweep.exists()
 
 
-def test_objective_value_reads_the_named_metric() -> None:
+def test_sweep_metric_value_reads_the_named_metric() -> None:
     results = {"metrics": {"linear_top1": 91.0, "rankme_backbone": 30.5, "lidar_backbone": 12.0}}
-    assert objective_value(results, "linear_top1") == 91.0
-    assert objective_value(results, "rankme") == 30.5
-    assert objective_value(results, "lidar") == 12.0
-    assert objective_value(results, "rankme_projector") is None  # a method without a projector
-    assert objective_value({"metrics": {"rankme_backbone": math.nan}}, "rankme") is None
+    assert sweep_metric_value(results, "linear_top1") == 91.0
+    assert sweep_metric_value(results, "rankme") == 30.5
+    assert sweep_metric_value(results, "lidar") == 12.0
+    assert sweep_metric_value(results, "rankme_projector") is None  # a method without a projector
+    assert sweep_metric_value({"metrics": {"rankme_backbone": math.nan}}, "rankme") is None

@@ -17,7 +17,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict, read_write
 
-from tests.conftest import ROOT, TINY, compose_cfg
+from tests.conftest import FAST_OVERRIDES, ROOT, TINY, compose_cfg
 from tests.test_configs import resolve
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
@@ -119,12 +119,11 @@ def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
     if data == "shards":  # the fake image folder's shards (what the README's make_shards.py command writes)
         args = [a for a in args if not a.startswith("data.path=")]
         roots = [f"data.path={data_roots['shards']}", "data.image_size=32", "data.view.size=24"]
-    # TINY shortens the run, except where the command sets a key itself (a swept value, say).
-    own = {a.split("=", 1)[0] for a in args if "=" in a}
-    tiny = [t for t in TINY if t.split("=", 1)[0] not in own or t.startswith("trainer.max_epochs=")]
+    # TINY (debug=fast) shortens the run; a key the command sets itself (a swept value, say) wins over
+    # it, except the epochs, which are TINY's.
     kept = [a for a in args if not a.startswith("trainer.max_epochs=")]
     where = f"hydra.sweep.dir={out}" if "-m" in args else f"hydra.run.dir={out}"
-    return [sys.executable, "train.py", *kept, *tiny, *roots, where]
+    return [sys.executable, "train.py", *kept, *TINY, *roots, where]
 
 
 def test_every_readme_command_is_handled() -> None:
@@ -172,7 +171,7 @@ def test_readme_finetune_command_composes(cmd: str) -> None:
     """Each `python finetune.py` command of the README and the docs composes, resolves and passes the schema."""
     from hydra import compose, initialize_config_dir
 
-    from selfsup.schema import check_finetune_schema
+    from selfsup.schema_check import check_finetune_schema
     from tests.conftest import CONFIGS
 
     args = [a.replace("RUN_DIR", "/tmp/selfsup-readme-run") for a in shlex.split(cmd)[2:]]
@@ -298,14 +297,15 @@ def _run_reproduce(cmd: str, tmp_path: Path, data_roots: dict[str, Path]) -> Non
     if "--launcher slurm" in cmd:
         return  # tests/test_reproduce.py::test_reproduce_on_slurm, against a real SLURM
     args = shlex.split(cmd)[2:]
-    # The command's own train.py overrides (after `--`) are kept; TINY shortens the rest.
+    # The command's own train.py overrides (after `--`) are kept; TINY's settings shorten the rest (as
+    # key=value overrides: the report names the overrides a run was given).
     own_train = args[args.index("--") + 1 :] if "--" in args else []
     args = args[: args.index("--")] if "--" in args else args
     table = TABLES[args[0]]
     batch = args[args.index("--batches") + 1] if "--batches" in args else str(table.batches[0])
     subset = ["--losses", table.losses[0], "--seeds", "0", "--batches", batch]
     data = "cifar10" if "cifar10" in table.name else "fashion_mnist"
-    tiny = [t for t in TINY if not t.startswith("data.batch_size=")]
+    tiny = [t for t in FAST_OVERRIDES if not t.startswith("data.batch_size=")]
     shortened = {t.split("=", 1)[0] for t in tiny}  # a longer budget is not what this test checks
     train = [*tiny, *(o for o in own_train if o.split("=", 1)[0] not in shortened), f"data.root={data_roots[data]}"]
     if data == "cifar10":

@@ -21,7 +21,7 @@ from selfsup.tools.reproduce import (
     missing,
     to_markdown,
 )
-from tests.conftest import ROOT, TINY
+from tests.conftest import FAST_OVERRIDES, ROOT
 from tests.test_train_options import assert_complete_run_dir
 
 SMALL = Table(
@@ -107,7 +107,7 @@ def test_published_numbers_are_data_files_outside_the_configs() -> None:
 
 def _reproduce(tmp_path: Path, data_roots: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
     """The table's own batch sizes (a run is keyed by the batch size in its config), tiny otherwise."""
-    tiny = [t for t in TINY if not t.startswith("data.batch_size=")]
+    tiny = [t for t in FAST_OVERRIDES if not t.startswith("data.batch_size=")]  # as overrides: the report names them
     cmd = [sys.executable, "scripts/reproduce.py", "dcl_batch_reduced", "--losses", "ntxent", "dcl",
            "--batches", "32", "--dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *args,
            "--", *tiny, f"data.root={data_roots['fashion_mnist']}", "eval.metrics.every_n_epochs=1"]  # fmt: skip

@@ -1,6 +1,6 @@
-"""selfsup.schema: a value of the wrong type or out of range, anywhere in the composed config, is
-refused in one line naming the full key, the value and what is allowed. The component checks come
-from the real components' signatures (no copy of their types in the test)."""
+"""selfsup.schema and selfsup.schema_check: a value of the wrong type or out of range, anywhere in the
+composed config, is refused in one line naming the full key, the value and what is allowed. The
+component checks come from the real components' signatures (no copy of their types in the test)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from selfsup.errors import ConfigError
-from selfsup.schema import Positive, _parameters, check_schema
+from selfsup.schema import Positive
+from selfsup.schema_check import _parameters, check_schema
 from tests.conftest import compose_cfg
 
 # (overrides, the whole message). Each is one class of mistake a user makes.
@@ -131,7 +132,7 @@ def test_the_constrained_types_are_the_components_own() -> None:
     import inspect
     import typing
 
-    from selfsup.losses._pairs import ContrastiveLoss
+    from selfsup.losses._contrastive import ContrastiveLoss
 
     hints = typing.get_type_hints(ContrastiveLoss.__init__, include_extras=True)
     assert hints["temperature"] == Positive

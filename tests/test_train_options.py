@@ -46,6 +46,8 @@ DRY_RUN = {("experiment", "cifar10_speedrun"), ("experiment", "cifar10_speedrun_
 CONTRACT = {"method", "loss"}
 NEEDS[("experiment", "dcl_batch_reduced")] = ["data.root={fashion_mnist}"]
 GPU_ONLY = {("trainer", "gpu")}
+# Every run here is composed with it already (tests/conftest.py's TINY): not a second time on its own.
+EVERY_RUN = {("debug", "fast")}
 
 
 def all_options() -> list[tuple[str, str]]:
@@ -56,7 +58,7 @@ def all_options() -> list[tuple[str, str]]:
 def _params() -> list[object]:
     out = []
     for group, option in all_options():
-        if (group, option) in ELSEWHERE | DRY_RUN or group in CONTRACT:
+        if (group, option) in ELSEWHERE | DRY_RUN | EVERY_RUN or group in CONTRACT:
             continue
         marks = [pytest.mark.gpu] if (group, option) in GPU_ONLY else []
         out.append(pytest.param(group, option, marks=marks, id=f"{group}={option}"))
@@ -103,6 +105,7 @@ def test_every_option_is_covered_here() -> None:
         "launcher",
         "sweeper",
         "experiment",
+        "debug",
     }
 
 

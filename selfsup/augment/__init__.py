@@ -29,7 +29,7 @@ def make_view_maker(backend: str = "batched", **kwargs: Any) -> ViewPipeline:
     raise ValueError(f"augment.backend={backend!r}; expected one of {list(BACKENDS)}")
 
 
-# Its keywords are ViewPipeline's arguments: selfsup.schema checks them against that signature.
+# Its keywords are ViewPipeline's arguments: selfsup.schema_check checks them against that signature.
 make_view_maker.kwargs_of = ViewPipeline  # type: ignore[attr-defined]
 
 

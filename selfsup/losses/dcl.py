@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from selfsup.losses._pairs import MASK_VALUE, ContrastiveLoss, Pairs
+from selfsup.losses._contrastive import ContrastiveLoss
+from selfsup.losses._pairs import MASK_VALUE, Pairs
 
 
 class DCL(ContrastiveLoss):
@@ -29,7 +30,7 @@ class DCL(ContrastiveLoss):
         gather_distributed: take negatives from every DDP rank (with gradient).
         **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
             ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
-            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._contrastive.ContrastiveLoss`).
     """
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = True, **options: Any) -> None:

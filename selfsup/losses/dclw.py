@@ -34,7 +34,7 @@ class DCLW(DCL):
         gather_distributed: take negatives from every DDP rank (with gradient).
         **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
             ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
-            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._contrastive.ContrastiveLoss`).
     """
 
     def __init__(

@@ -9,7 +9,8 @@ import torch
 from annotated_types import Interval
 from torch import Tensor
 
-from selfsup.losses._pairs import ContrastiveLoss, Pairs
+from selfsup.losses._contrastive import ContrastiveLoss
+from selfsup.losses._pairs import Pairs
 from selfsup.schema import NonNegative
 
 
@@ -38,7 +39,7 @@ class HCL(ContrastiveLoss):
         gather_distributed: take negatives from every DDP rank (with gradient).
         **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
             ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
-            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._pairs.ContrastiveLoss`).
+            ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._contrastive.ContrastiveLoss`).
     """
 
     def __init__(

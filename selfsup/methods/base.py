@@ -294,7 +294,9 @@ class Method(L.LightningModule):
             self.backbone.compile()
             self._compiled = True
 
-    def layout(self, x: Tensor) -> Tensor:
+    def to_memory_format(self, x: Tensor) -> Tensor:
+        """``x`` in the backbone's memory format: channels_last (NHWC) with ``trainer.channels_last``,
+        else as it is. Not the forward layout (``forward_layout``, :meth:`by_view`)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def by_view(self, net: Callable[[Tensor], Tensor], x: Tensor, count: int) -> Tensor:
@@ -313,7 +315,7 @@ class Method(L.LightningModule):
         per view (``per_view``), :meth:`by_view`."""
         net = self.backbone if backbone is None else backbone
         b = sum(g.shape[0] for g in views.groups) // views.count  # B, the images in the batch
-        return torch.cat([self.by_view(net, self.layout(g), g.shape[0] // b) for g in views.groups])
+        return torch.cat([self.by_view(net, self.to_memory_format(g), g.shape[0] // b) for g in views.groups])
 
     def criterion(self, *args: Any, **kwargs: Any) -> Tensor:
         """``self.loss_fn`` outside autocast, its tensor arguments in float32 at least."""
@@ -326,7 +328,7 @@ class Method(L.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """The eval encoder's features of prepared (normalised float) images: (N, C, H, W) -> (N, F)."""
-        return self.eval_encoder(self.layout(x))
+        return self.eval_encoder(self.to_memory_format(x))
 
     def training_step(self, batch: tuple[Any, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y, index = batch  # uint8 (B, C, H, W) (or per-sample views), (B,), (B,)
@@ -367,7 +369,7 @@ class Method(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y, index = batch
-        h = self.eval_encoder(self.layout(self.view_maker.prepare(x)))
+        h = self.eval_encoder(self.to_memory_format(self.view_maker.prepare(x)))
         return {"h": h, "z": self.eval_head(h), "labels": y, "index": index}
 
     def configure_optimizers(self) -> Any:

@@ -433,7 +433,7 @@ def _declared(key: str, targets: Sequence[str], param: str, file: str) -> Any:
 
 @functools.cache
 def _annotations(target: str) -> dict[str, list[Any]]:
-    from selfsup.schema import component_annotations
+    from selfsup.schema_check import component_annotations
 
     return component_annotations(target)[0]
 

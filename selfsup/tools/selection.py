@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from scipy.stats import kendalltau
 
-from selfsup.objective import METRIC
+from selfsup.sweep_metric import METRIC
 
 LABEL_FREE = ("rankme_backbone", "rankme_projector", "lidar_backbone", "lidar_projector")
 PROBE = "linear_top1"
@@ -92,7 +92,7 @@ CHOOSERS = {"rankme": METRIC["rankme"], "lidar": METRIC["lidar"], "linear probe 
 class Study:
     """A finished Optuna study of ``train.py -m sweeper=optuna``: its trials are the runs."""
 
-    objective: str  # the name train.py returned (selfsup/objective.py)
+    objective: str  # the name train.py returned (selfsup/sweep_metric.py)
     params: list[str]  # the swept config keys
     trials: int  # trials the study ran (hydra.sweeper.n_trials), finished or failed
     runs: dict[int, Mapping[str, Any]]  # trial number -> its finished run
