@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> float | None:
     # Hydra has written .hydra/ into the run directory, which the CSV logger shares; there is
     # nothing of ours for it to delete there, so its warning would only alarm.
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+    quiet_lightning(not cfg.verbose)
     hc = HydraConfig.get()
     try:
         with user_errors_as_one_line():
@@ -48,6 +49,38 @@ def main(cfg: DictConfig) -> float | None:
         return None
     # The value a Hydra sweeper maximises, chosen by name (selfsup/sweep_metric.py).
     return sweep_metric_value(results, cfg.objective)
+
+
+# Lightning's notices that say nothing about this run a user can act on: which accelerators exist
+# (the run's own is in config.yaml), a tip to install litlogger, "limit_train_batches=1.0 was
+# configured so 100% of the batches will be used", a resumed run's "checkpoint directory exists
+# and is not empty" (resuming is what writes there), and the logging-interval note on small data
+# (metrics.csv logs every epoch whatever the interval). verbose=true shows them.
+QUIET = (
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    r"Checkpoint directory .* exists and is not empty",
+)
+
+
+class _LightningNotices(logging.Filter):
+    """Drops Lightning's INFO notices (its warnings and errors pass)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+def quiet_lightning(quiet: bool) -> None:
+    """Silence the notices above for this process, or (``quiet=False``) let Lightning's INFO lines
+    through again. DDP's children run this file again, with the same config."""
+    if quiet:
+        for message in QUIET:
+            warnings.filterwarnings("ignore", message=message)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        for f in [f for f in logger.filters if isinstance(f, _LightningNotices)]:
+            logger.removeFilter(f)
+        if quiet:
+            logger.addFilter(_LightningNotices())
 
 
 def _optuna_trial(hc: Any) -> bool:

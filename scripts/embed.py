@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", type=Path, help="a run directory, or a .ckpt inside RUN_DIR/checkpoints/")
     ap.add_argument("--images", type=Path, required=True, help="folder of images (searched at any depth)")
-    ap.add_argument("--out", type=Path, required=True, help="embeddings.parquet or embeddings.npy")
+    ap.add_argument(
+        "--out", type=Path, help="embeddings.parquet or embeddings.npy (default RUN_DIR/embeddings.parquet)"
+    )
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes decoding images")
     ap.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
@@ -73,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     from selfsup.run_dir import trained_run
 
     with user_errors_as_one_line():
-        if args.out.suffix not in FORMATS:
+        if args.out is not None and args.out.suffix not in FORMATS:
             raise ConfigError(f"--out {args.out}: expected a file ending in {' or '.join(FORMATS)}")
         if args.batch_size < 1 or args.num_workers < 0:
             raise ConfigError(f"--batch-size {args.batch_size} / --num-workers {args.num_workers}: need >= 1 / >= 0")
         if not args.images.is_dir():
             raise MissingFileError(f"--images {args.images}: no such folder")
         run_dir, ckpt, cfg = trained_run(args.source)
+        dest = args.out or run_dir / "embeddings.parquet"
         ds = FolderImageDataset(args.images, int(cfg.data.image_size), int(cfg.data.channels), labelled=False)
         converted = check_images([p for p, _ in ds.samples], run_dir, cfg, args.convert)
         if args.skip_bad:
@@ -106,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(str(e).split("; ")[0] + "; --skip-bad leaves unreadable images out") from None
         emb = (out["z"] if args.projector else out["h"]).numpy()
         paths = [Path(ds.samples[int(i)][0]).relative_to(args.images).as_posix() for i in out["index"]]
-        write(args.out, paths, emb)
-    print(f"embedded {len(paths)} images ({emb.shape[1]} features each{converted}, {ckpt}) to {args.out}")
+        write(dest, paths, emb)
+    print(f"embedded {len(paths)} images ({emb.shape[1]} features each{converted}, {ckpt}) to {dest}")
     return 0
 
 

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("overrides", nargs="*", help="train.py overrides, e.g. augment=cutmix data=cifar10")
     p.add_argument("--images", type=int, default=8, help="rows: held-out images to show")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("views.png"))
+    p.add_argument("--out", type=Path, default=Path("runs/views.png"), help="the PNG to write (default runs/views.png)")
     args = p.parse_intermixed_args(argv)  # overrides may come after the options
 
     import torch

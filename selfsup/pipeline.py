@@ -36,8 +36,8 @@ from selfsup.eval.report import below_baselines, format_table, table_columns
 from selfsup.export import EXPORT, export_finished_run, not_exportable
 from selfsup.methods.base import Method
 from selfsup.owned_dir import recover
-from selfsup.plots import TEMPERATURES, plot_temperatures
-from selfsup.progress import EpochProgressBar
+from selfsup.plots import CURVES, TEMPERATURES, plot_curves, plot_temperatures
+from selfsup.progress import StepProgressBar
 from selfsup.rerun import check_run_dir, finished_report
 from selfsup.resume import (
     AtomicCheckpointIO,
@@ -128,7 +128,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 # of an earlier attempt besides results.json and FAILED, so that none of it passes for the new
 # run's: its metrics, its products, and its checkpoints (last.previous.ckpt would otherwise be the
 # new run's fallback until its second save).
-FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES)
+FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES, CURVES)
 
 
 def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule, module: Method) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
 
     clock = Timer(verbose=False)  # pretraining time; its checkpointed state adds the time before a resume
     callbacks: list[L.Callback] = [
-        EpochProgressBar(),
+        StepProgressBar(),
         # last.ckpt after every epoch, replaced atomically (AtomicCheckpointIO keeps the one before).
         # Not save_last=True with save_top_k=0: Lightning then writes last.ckpt only when training ends.
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
@@ -228,6 +228,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
         for lg in loggers:  # a loss that learns temperatures: their plot, from the CSV log
             if isinstance(lg, CSVLogger):
                 plot_temperatures(Path(lg.log_dir) / "metrics.csv", run_dir / TEMPERATURES)
+                plot_curves(Path(lg.log_dir) / "metrics.csv", run_dir / CURVES)
         results["export"] = export_finished_run(
             cfg, module, run_dir / EXPORT, trainer.current_epoch, rows["pretrained"]
         )

@@ -1,4 +1,7 @@
-"""Plots of a run's learned temperatures, from the training log it already writes.
+"""Plots of a run, drawn from the training log it already writes (``metrics.csv``).
+
+:func:`plot_curves` (``curves.png``, every run): the training loss, the online probe's top-1 and
+the label-free metrics (RankMe, LiDAR) by epoch, one panel each, for the metrics the run logged.
 
 A loss that learns temperatures reports their quantiles through ``logged()`` (AMCL's per-pair
 temperatures of the multi-head projector: ``train/tau_pos_*``, ``train/tau_neg_*``; iSogCLR's
@@ -17,19 +20,62 @@ from pathlib import Path
 from selfsup.run_dir import atomic_path
 
 TEMPERATURES = "temperatures.png"
+CURVES = "curves.png"
+# The panels of curves.png: title, the metrics.csv columns it draws (those the run logged).
+PANELS = (
+    ("training loss", ("train/loss_epoch",)),
+    ("online probe top-1 (%)", ("train/online_top1", "val/online_top1")),
+    ("RankMe", ("val/rankme_backbone", "val/rankme_projector")),
+    ("LiDAR", ("val/lidar_backbone", "val/lidar_projector")),
+)
 
 
-def _columns(metrics_csv: Path, prefix: str) -> dict[str, list[tuple[float, float]]]:
-    """``{column: [(step, value), ...]}`` of the CSV's columns starting with ``prefix``."""
+def _columns(metrics_csv: Path, prefix: str, x: str = "step") -> dict[str, list[tuple[float, float]]]:
+    """``{column: [(x, value), ...]}`` of the CSV's columns starting with ``prefix``, against the
+    column ``x`` (``step`` or ``epoch``)."""
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with open(metrics_csv, newline="") as f:
         for row in csv.DictReader(f):
             for key, value in row.items():
-                if key and key.startswith(prefix) and value not in ("", None) and row.get("step"):
+                if key and key.startswith(prefix) and value not in ("", None) and row.get(x):
                     v = float(value)
                     if math.isfinite(v):
-                        series[key].append((float(row["step"]), v))
+                        series[key].append((float(row[x]), v))
     return dict(series)
+
+
+def plot_curves(metrics_csv: Path, out: Path) -> bool:
+    """Draw the :data:`PANELS` the run logged, by epoch, into ``out`` (PNG).
+
+    Returns:
+        Whether there was anything to draw (no file is written otherwise).
+    """
+    if not metrics_csv.is_file():
+        return False
+    logged = {k: v for k, v in _columns(metrics_csv, "", x="epoch").items() if k.startswith(("train/", "val/"))}
+    panels = [(title, [c for c in columns if c in logged]) for title, columns in PANELS]
+    panels = [(title, columns) for title, columns in panels if columns]
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
+    for ax, (title, columns) in zip(axes[0], panels, strict=True):
+        for column in columns:
+            epochs, values = zip(*sorted(logged[column]), strict=True)
+            ax.plot(epochs, values, marker="o", ms=3, lw=1.2, label=column)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def plot_temperatures(metrics_csv: Path, out: Path) -> bool:

@@ -184,6 +184,7 @@ class RunSchema(SweepSchema):
     """The keys every run reads besides its components'."""
 
     seed: NonNegativeInt
+    verbose: bool = False
     resume: str
     checkpoint_every_n_steps: PositiveInt | None = None
     data: DataSchema

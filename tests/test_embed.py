@@ -51,6 +51,10 @@ def test_an_image_folder_embeds_to_the_probe_features(composed, data_roots, tmp_
     torch.testing.assert_close(torch.from_numpy(np.load(tmp_path / "z.npy")), want["z"], rtol=0, atol=1e-6)
     assert (tmp_path / "z.paths.txt").read_text().splitlines() == table["path"]
 
+    # Without --out: beside the run, RUN_DIR/embeddings.parquet (nothing lands in the working folder).
+    assert main([str(run_dir), "--images", str(folder / "val")]) == 0
+    assert pq.read_table(run_dir / "embeddings.parquet").to_pydict() == table
+
 
 def test_digits_written_as_png_embed_to_the_probe_features(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"

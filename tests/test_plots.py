@@ -1,4 +1,5 @@
-"""temperatures.png: a run whose loss learns temperatures draws them; other runs write no plot."""
+"""curves.png (every run: loss, online probe, RankMe, LiDAR by epoch) and temperatures.png (a run
+whose loss learns temperatures draws them; other runs write no such plot)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from selfsup.pipeline import run
-from selfsup.plots import TEMPERATURES, _columns, plot_temperatures
+from selfsup.plots import CURVES, TEMPERATURES, _columns, plot_curves, plot_temperatures
 
 QUIET = ("eval.baselines=[]", "eval.metrics.enabled=false")
 
@@ -31,3 +32,23 @@ def test_amcl_and_isogclr_runs_plot_their_temperatures_and_ntxent_does_not(compo
         assert (tmp_path / name / TEMPERATURES).is_file(), name
     run(composed(*QUIET), tmp_path / "ntxent", loss_choice="ntxent")
     assert not (tmp_path / "ntxent" / TEMPERATURES).exists()
+    assert Image.open(tmp_path / "ntxent" / CURVES).size[0] > 100  # every run: its loss (metrics off here)
+
+
+def test_curves_draw_a_panel_for_each_logged_series(tmp_path: Path) -> None:
+    csv = tmp_path / "metrics.csv"
+    csv.write_text(
+        "epoch,step,train/loss_epoch,train/loss_step,val/online_top1,val/rankme_backbone\n"
+        "0,0,,5.0,,\n0,9,4.5,,40.0,12.0\n1,19,3.5,,60.0,15.0\n"
+    )
+    assert _columns(csv, "val/", x="epoch") == {
+        "val/online_top1": [(0.0, 40.0), (1.0, 60.0)],
+        "val/rankme_backbone": [(0.0, 12.0), (1.0, 15.0)],
+    }
+    assert plot_curves(csv, tmp_path / "c.png")
+    three = Image.open(tmp_path / "c.png").size[0]
+    csv.write_text("epoch,step,train/loss_epoch\n0,9,4.5\n1,19,3.5\n")
+    assert plot_curves(csv, tmp_path / "one.png")
+    assert Image.open(tmp_path / "one.png").size[0] * 2.5 < three  # one panel, not three
+    csv.write_text("epoch,step,final/linear_top1\n0,9,90.0\n")
+    assert not plot_curves(csv, tmp_path / "none.png") and not (tmp_path / "none.png").exists()

@@ -144,7 +144,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/show_augment.py",
                     "python scripts/reproduce.py",
                     "python scripts/make_shards.py",
-                    "python ../shared/datasets/cifar10.py",
+                    "mkdir -p data/cifar10 && tar -xzf cifar-10-python.tar.gz",  # test_the_cifar10_release_command
                     "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
                     "bash scripts/gpu_evidence.sh",  # tests/test_gpu_evidence.py (its dry run)
                     "make wheelhouse",  # tests/test_offline_install.py
@@ -242,14 +242,13 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         cmd = cmd.replace("docs/selection_digits.png", str(tmp_path / "selection.png"))  # not the README's copy
         cmd = cmd.replace("docs/optuna_selection_digits.png", str(tmp_path / "selection.png"))
         cmd = cmd.replace("docs/optuna_history_digits.png", str(tmp_path / "optuna_history.png"))
-        cmd = cmd.replace("--out views.png", f"--out {tmp_path / 'views.png'}")
-        cmd = cmd.replace("--out exported", f"--out {tmp_path / 'exported'}")
+        cmd = cmd.replace("--out runs/views.png", f"--out {tmp_path / 'views.png'}")
+        cmd = cmd.replace("--out runs/exported", f"--out {tmp_path / 'exported'}")
         cmd = cmd.replace("IMAGES_DIR", str(data_roots["imagefolder"] / "val"))
         cmd = cmd.replace(
-            "make_shards.py /data/imagenet shards/imagenet",
+            "make_shards.py /data/imagenet data/shards/imagenet",
             f"make_shards.py {data_roots['imagefolder']} {tmp_path / 'shards'}",
         )
-        cmd = cmd.replace("--out embeddings.parquet", f"--out {tmp_path / 'embeddings.parquet'}")
         # embed.py refuses colour images for a grey run (and says so): IMAGES_DIR is the colour folder.
         run_dir = colour_run if script == "scripts/embed.py" else last_run
         argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(run_dir)))[1:]]
@@ -282,7 +281,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         elif script == "scripts/export.py":
             assert (tmp_path / "exported" / "model.safetensors").is_file()
         elif script == "scripts/embed.py":
-            assert (tmp_path / "embeddings.parquet").is_file() and "embedded 24 images" in p.stdout, p.stdout
+            assert (run_dir / "embeddings.parquet").is_file() and "embedded 24 images" in p.stdout, p.stdout
         elif script == "scripts/make_shards.py":
             assert (tmp_path / "shards" / "selfsup_shards.json").is_file() and "wrote 24 + 24 images" in p.stdout
         elif script == "scripts/show_augment.py":
@@ -342,10 +341,9 @@ def test_make_lint() -> None:
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="needs ../shared/datasets/cifar10.py beside the checkout")
 def test_readme_cifar10_from_the_shared_copy(tmp_path: Path) -> None:
     cmds = readme_commands()
-    unpack = next(c for c in cmds if c.startswith("python ../shared/datasets/cifar10.py"))
     train = next(c for c in cmds if "data=cifar10" in c and "backbone.name=resnet18" in c)
     root = tmp_path / "cifar10"
-    p = _run([sys.executable, *shlex.split(unpack.replace("data/cifar10", str(root)))[1:]])
+    p = _run([sys.executable, str(SHARED_CIFAR), str(root)])  # the real images, as an ImageFolder tree
     assert p.returncode == 0, p.stderr
     assert sum(1 for _ in (root / "test").rglob("*.jpg")) == 10000
     out = tmp_path / "run"
@@ -353,3 +351,22 @@ def test_readme_cifar10_from_the_shared_copy(tmp_path: Path) -> None:
     p = _run(argv, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     assert (out / "results.json").is_file()
+
+
+def test_the_cifar10_release_command(tmp_path: Path) -> None:
+    """The docs' command that unpacks the standard CIFAR-10 python release where data=cifar10 reads
+    it, run on a release of the same layout (cifar-10-batches-py/, a few images)."""
+    import tarfile
+
+    from selfsup.data.cifar import cifar_splits
+    from tests import fake_data
+
+    unpack = {c for c in readme_commands() if c.startswith("mkdir -p data/cifar10 && tar -xzf cifar-10-python")}
+    assert len(unpack) == 1, unpack
+    release = fake_data.make_cifar_pickles(tmp_path / "release")
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(release / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    p = subprocess.run(["bash", "-c", unpack.pop()], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    splits = cifar_splits(str(tmp_path / "data" / "cifar10"))
+    assert (len(splits.train), len(splits.test), splits.num_classes) == (50, 20, 10)

@@ -63,10 +63,9 @@ def cifar_splits(
 
     Looks for, in order: ``root/<pickles folder>`` (torchvision's layout); ``root/cifar10.npz``
     (``cifar100.npz``): decoded uint8 arrays ``x_train`` (N, 32, 32, 3), ``y_train``, ``x_test``,
-    ``y_test``, as ``shared/datasets/cifar10.py OUT_DIR --npz OUT_DIR/cifar10.npz`` writes them (held
-    in memory as tensors, so ``data.on_device=true`` can hold them on the GPU); then
-    ``root/train/<class>/`` + ``root/test/<class>/`` (the JPEG tree that script writes, decoded per
-    sample). With ``download`` and none present, torchvision downloads the pickles.
+    ``y_test`` (like the pickles, held in memory as tensors, so ``data.on_device=true`` can hold them
+    on the GPU); then ``root/train/<class>/`` + ``root/test/<class>/`` (an ImageFolder tree, decoded
+    per sample). With ``download`` and none present, torchvision downloads the pickles.
 
     Args:
         root: data folder.
@@ -89,11 +88,8 @@ def cifar_splits(
                 str(tree), image_size=32, channels=3, test_split="test", on_bad_image=on_bad_image, verify=verify
             )
         if not download:
-            hint = (
-                " Here, unpack the bundled copy: `python ../shared/datasets/cifar10.py " + f"{tree} --npz {arrays}`."
-                if num_classes == 10
-                else ""
-            )
+            release = "cifar-10-python.tar.gz" if num_classes == 10 else "cifar-100-python.tar.gz"
+            hint = f" Or unpack the standard python release there: `tar -xzf {release} -C {tree}`."
             raise MissingFileError(
                 f"CIFAR-{num_classes} not found: looked for {pickles}/{train_names[0]}, {arrays} and "
                 f"{tree}/train/<class>/. "

@@ -1,0 +1,39 @@
+"""What a run prints besides its own lines (Lightning's notices only with verbose=true; the
+progress bar over the run's steps), and ``python train.py --help`` (the config groups with their
+options, and examples)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, TINY, launch, load_script
+
+NOTICES = ("GPU available", "TPU available", "litlogger", "was configured so 100%", "smaller than the logging interval")
+
+
+def test_lightning_notices_only_with_verbose(tmp_path: Path, monkeypatch, capfd) -> None:  # type: ignore[no-untyped-def]
+    main = load_script("train.py").main
+    argv = [*TINY, "eval.baselines=[]", "trainer.log_every_n_steps=50"]
+    code, out = launch(main, [*argv, f"hydra.run.dir={tmp_path / 'quiet'}"], monkeypatch, capfd)
+    assert code == 0, out[-3000:]
+    assert "results: " in out or "run directory:" in out, out[-2000:]
+    assert not [n for n in NOTICES if n in out], out
+    # One bar over the run's steps (2 batches in 1 epoch here), labelled with the epoch.
+    assert "epoch 1/1" in out and "2/2 [" in out, out
+    code, out = launch(main, [*argv, "verbose=true", f"hydra.run.dir={tmp_path / 'verbose'}"], monkeypatch, capfd)
+    assert code == 0, out[-3000:]
+    assert "GPU available" in out and "was configured so 100%" in out, out
+
+
+def test_help_lists_the_groups_their_options_and_examples() -> None:
+    p = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) < 60, len(lines)
+    for group in sorted(d.name for d in (ROOT / "configs").iterdir() if d.is_dir()):
+        options = sorted(f.stem for f in (ROOT / "configs" / group).glob("*.yaml"))
+        assert f"{group}: {', '.join(options)}" in lines, group
+    examples = [line for line in lines if line.startswith("python train.py ") and "=" in line]
+    assert len(examples) >= 3, examples
