@@ -19,7 +19,15 @@ BACKENDS = ("batched", "torchvision")
 
 
 def make_view_maker(backend: str = "batched", **kwargs: Any) -> ViewPipeline:
-    """The view maker of ``backend`` with the :class:`ViewPipeline` arguments ``kwargs``."""
+    """The view maker of ``backend`` with the :class:`ViewPipeline` arguments ``kwargs``.
+
+    Example:
+        >>> from selfsup.augment import make_view_maker
+        >>> view_maker = make_view_maker(views=2, size=16, mean=[0.5] * 3, std=[0.5] * 3)
+        >>> views = view_maker(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8))
+        >>> views.groups[0].shape, views.count  # one view-major (V*B, C, S, S) float tensor per size
+        (torch.Size([16, 3, 16, 16]), 2)
+    """
     if backend == "batched":
         return ViewMaker(**kwargs)
     if backend == "torchvision":

@@ -43,6 +43,13 @@ class CutMix(BetaMix):
         alpha: α of the Beta(α, α) that λ is drawn from.
         p: probability that an image is mixed (the others keep λ = 1).
         view: which view to mix, counted among the global views (negative counts from the end).
+
+    Example:
+        >>> from selfsup.augment import CutMix, make_view_maker
+        >>> view_maker = make_view_maker(views=2, size=16, mix=CutMix(alpha=1.0))  # mixes the last view
+        >>> views = view_maker(torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8))
+        >>> views.mix.view, views.mix.lam.shape  # the loss's soft targets: loss(z, views=2, mix=views.mix)
+        (1, torch.Size([8]))
     """
 
     name = "cutmix"

@@ -14,6 +14,12 @@ class Mixup(BetaMix):
         alpha: α of the Beta(α, α) that λ is drawn from (i-Mix uses 1).
         p: probability that an image is mixed (the others keep λ = 1).
         view: which view to mix, counted among the global views (negative counts from the end).
+
+    Example:
+        >>> from selfsup.augment import Mixup
+        >>> mixed, partner, lam = Mixup(alpha=1.0)(torch.rand(8, 3, 16, 16))  # one view
+        >>> mixed.shape, partner.shape, lam.shape  # image i is lam[i] of i and 1 - lam[i] of partner[i]
+        (torch.Size([8, 3, 16, 16]), torch.Size([8]), torch.Size([8]))
     """
 
     name = "mixup"

@@ -88,6 +88,12 @@ class RandAugment(nn.Module):
         op_set: "torchvision" or "timm", or a list of op names to draw from.
         op_p: probability that a drawn op is applied (torchvision 1.0, timm 0.5).
         magnitude_std: per-op Gaussian noise on the level, clipped to [0, max level] (timm 0.5).
+
+    Example:
+        >>> from selfsup.augment import RandAugment
+        >>> randaugment = RandAugment(num_ops=2, magnitude=9)
+        >>> randaugment(torch.rand(8, 3, 16, 16)).shape  # float images in [0, 1], changed in place
+        torch.Size([8, 3, 16, 16])
     """
 
     def __init__(

@@ -72,6 +72,12 @@ class RandomFields(nn.Module):
         contrast: ``(amplitude, ℓ)`` of the contrast field (factor - 1).
         saturation: ``(amplitude, ℓ)`` of the saturation field (factor - 1).
         hue: ``(amplitude, ℓ)`` of the hue field, in turns.
+
+    Example:
+        >>> from selfsup.augment import RandomFields
+        >>> fields = RandomFields(translate=(1.0, 4.0), rotate=(5.0, 4.0), brightness=(0.1, 4.0))
+        >>> fields(torch.rand(8, 3, 16, 16)).shape  # float images in [0, 1], changed in place
+        torch.Size([8, 3, 16, 16])
     """
 
     def __init__(

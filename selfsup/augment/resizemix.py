@@ -21,6 +21,12 @@ class ResizeMix(BatchMix):
         scale: range of the patch's side as a fraction of the image's (the paper: 0.1 to 0.8).
         p: probability that an image is mixed (the others keep λ = 1).
         view: which view to mix, counted among the global views (negative counts from the end).
+
+    Example:
+        >>> from selfsup.augment import ResizeMix
+        >>> mixed, partner, lam = ResizeMix(scale=(0.1, 0.8))(torch.rand(8, 3, 16, 16))  # one view
+        >>> mixed.shape, partner.shape, lam.shape  # lam[i] = 1 - pasted area / image area
+        (torch.Size([8, 3, 16, 16]), torch.Size([8]), torch.Size([8]))
     """
 
     name = "resizemix"

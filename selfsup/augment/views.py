@@ -181,6 +181,13 @@ class ViewMaker(ViewPipeline):
     workers ran :meth:`full_resolution_transform` (a :class:`~selfsup.augment.sample_crops.SampleCrops`
     with these recipes' crop scales and ratios) on each full-resolution image, and ``forward``
     then does the rest of every recipe, flip included.
+
+    Example:
+        >>> from selfsup.augment import ViewMaker
+        >>> view_maker = ViewMaker(views=2, size=16, local_views=4, local_size=8)  # multi-crop
+        >>> views = view_maker(torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8))
+        >>> [g.shape for g in views.groups], views.count  # global views, then the local crops
+        ([torch.Size([16, 1, 16, 16]), torch.Size([32, 1, 8, 8])], 6)
     """
 
     def full_resolution_transform(self) -> SampleCrops:

@@ -19,6 +19,12 @@ class SmallCNN(nn.Module):
     Args:
         in_chans: input channels.
         widths: channels of each stage.
+
+    Example:
+        >>> from selfsup.backbones import SmallCNN
+        >>> encoder = SmallCNN(in_chans=3, widths=(16, 32))
+        >>> encoder(torch.randn(8, 3, 16, 16)).shape, encoder.num_features  # pooled features (B, F)
+        (torch.Size([8, 32]), 32)
     """
 
     def __init__(self, in_chans: int = 3, widths: Annotated[Sequence[PositiveInt], MinLen(1)] = (32, 64, 128)) -> None:

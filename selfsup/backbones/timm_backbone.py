@@ -34,6 +34,12 @@ class TimmBackbone(nn.Module):
         pretrained_file: a weights file (``.safetensors``, ``.pth``, ``.bin``, timm's or the
             model hub's) to load with ``pretrained``; None: the local caches.
         model_kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``img_size`` for ViTs).
+
+    Example:
+        >>> from selfsup.backbones import TimmBackbone
+        >>> encoder = TimmBackbone("resnet18", cifar_stem=True)  # random weights; nothing is downloaded
+        >>> encoder(torch.randn(2, 3, 32, 32)).shape  # pooled features (B, num_features)
+        torch.Size([2, 512])
     """
 
     def __init__(

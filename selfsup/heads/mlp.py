@@ -18,6 +18,12 @@ class MLPHead(nn.Module):
         out_dim: embedding width D.
         batch_norm: BatchNorm after each hidden linear layer.
         last_bn: BatchNorm (no affine) on the output, as in SimCLR v2 / MoCo v3.
+
+    Example:
+        >>> from selfsup.heads import MLPHead
+        >>> head = MLPHead(in_dim=32, hidden_dims=[64], out_dim=16)
+        >>> head(torch.randn(8, 32)).shape  # backbone features (B, F) -> embeddings (B, D)
+        torch.Size([8, 16])
     """
 
     def __init__(

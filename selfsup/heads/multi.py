@@ -28,6 +28,13 @@ class MultiHead(nn.Module):
         last_bn: affine-free BatchNorm on each head's output.
         weights: the heads' loss weights (None: 1 each).
         per_head: per-head overrides of the MLP settings above, e.g. ``[{}, {hidden_dims: [256]}, {}]``.
+
+    Example:
+        >>> from selfsup.heads import MultiHead
+        >>> head = MultiHead(in_dim=32, num_heads=3, hidden_dims=[64], out_dim=16)
+        >>> z = head(torch.randn(8, 32))  # (B, 3 * 16), the heads side by side
+        >>> [p.shape for p in head.split(z)]  # one loss per head, weighted by head.weights
+        [torch.Size([8, 16]), torch.Size([8, 16]), torch.Size([8, 16])]
     """
 
     def __init__(
@@ -79,6 +86,14 @@ class MultiHead(nn.Module):
 
 def projector_parts(head: nn.Module, z: Tensor) -> dict[str, Tensor]:
     """The named embeddings of a head's output: ``{"projector": z}``, plus each head's for a
-    :class:`MultiHead` (a head with a ``parts`` method names its own)."""
+    :class:`MultiHead` (a head with a ``parts`` method names its own).
+
+    Example:
+        >>> from selfsup.heads import MLPHead, MultiHead, projector_parts
+        >>> sorted(projector_parts(MLPHead(32, out_dim=16), torch.randn(8, 16)))
+        ['projector']
+        >>> sorted(projector_parts(MultiHead(32, num_heads=2, out_dim=16), torch.randn(8, 32)))
+        ['projector', 'projector_head0', 'projector_head1']
+    """
     parts = getattr(head, "parts", None)
     return parts(z) if callable(parts) else {"projector": z}

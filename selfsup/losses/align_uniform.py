@@ -26,6 +26,13 @@ class AlignUniform(nn.Module):
         align_weight: w_a.
         uniform_weight: w_u.
         gather_distributed: the global batch (every DDP rank's embeddings) in both terms.
+
+    Example:
+        >>> from selfsup.losses import AlignUniform
+        >>> loss = AlignUniform(alpha=2.0, t=2.0)
+        >>> z = torch.randn(2 * 8, 16)  # 2 views of 8 images, view-major
+        >>> loss(z, views=2).shape
+        torch.Size([])
     """
 
     def __init__(

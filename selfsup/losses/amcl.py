@@ -41,6 +41,13 @@ class AMCL(nn.Module):
         tau_max: upper end.
         beta: β ≥ 0, the weight of Ω (the paper: 0.1).
         gather_distributed: candidates from every DDP rank (with gradient).
+
+    Example:
+        >>> from selfsup.losses import AMCL
+        >>> loss = AMCL(dim=16)  # dim: the embeddings' width; train loss.parameters() (φ) with the model
+        >>> z = torch.randn(2 * 8, 16)  # 2 views of 8 images, view-major
+        >>> loss(z, views=2).shape
+        torch.Size([])
     """
 
     def __init__(

@@ -23,6 +23,13 @@ class BarlowTwinsLoss(nn.Module):
     Args:
         lambd: λ, the off-diagonal weight (5e-3 in the paper).
         gather_distributed: batch statistics over every DDP rank's embeddings.
+
+    Example:
+        >>> from selfsup.losses import BarlowTwinsLoss
+        >>> loss = BarlowTwinsLoss(lambd=5e-3)
+        >>> z = torch.randn(2 * 8, 16)  # 2 views of 8 images, view-major
+        >>> loss(z, views=2).shape
+        torch.Size([])
     """
 
     def __init__(self, lambd: NonNegative = 5e-3, gather_distributed: bool = True) -> None:

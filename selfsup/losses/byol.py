@@ -32,6 +32,13 @@ class BYOLLoss(nn.Module):
 
     For two views this is the paper's symmetrised L + L̃: each view's prediction against the
     target's projection of the other view, summed over both directions.
+
+    Example:
+        >>> from selfsup.losses import BYOLLoss
+        >>> p = torch.randn(2 * 8, 16)  # the online predictor's outputs, 2 views of 8 images
+        >>> z = torch.randn(2 * 8, 16)  # the momentum target's projections of the same views
+        >>> BYOLLoss()(p, z.detach(), views=2).shape
+        torch.Size([])
     """
 
     def forward(self, p: Tensor, z: Tensor, views: int = 2) -> Tensor:

@@ -31,6 +31,13 @@ class DCL(ContrastiveLoss):
         **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
             ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
             ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._contrastive.ContrastiveLoss`).
+
+    Example:
+        >>> from selfsup.losses import DCL
+        >>> loss = DCL(temperature=0.1)
+        >>> z = torch.randn(2 * 8, 16)  # 2 views of 8 images, view-major
+        >>> loss(z, views=2).shape
+        torch.Size([])
     """
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = True, **options: Any) -> None:

@@ -40,6 +40,13 @@ class HCL(ContrastiveLoss):
         **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
             ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
             ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._contrastive.ContrastiveLoss`).
+
+    Example:
+        >>> from selfsup.losses import HCL
+        >>> loss = HCL(temperature=0.5, beta=1.0, tau_plus=0.1)
+        >>> z = torch.randn(2 * 8, 16)  # 2 views of 8 images, view-major
+        >>> loss(z, views=2).shape
+        torch.Size([])
     """
 
     def __init__(

@@ -64,6 +64,13 @@ class ISogCLR(nn.Module):
         grad_clip: the bound on |∂τ_i| before the momentum.
         gather_distributed: negatives from every DDP rank (with gradient).
         num_samples: images in the training set (resized to the data when fitting starts).
+
+    Example:
+        >>> from selfsup.losses import ISogCLR
+        >>> loss = ISogCLR(num_samples=100)  # one temperature per image of a 100-image training set
+        >>> z, index = torch.randn(2 * 8, 16), torch.arange(8)  # 2 views of images 0..7, view-major
+        >>> loss(z, views=2, index=index).shape  # also steps those 8 images' temperatures
+        torch.Size([])
     """
 
     def __init__(

@@ -29,6 +29,13 @@ class NTXent(ContrastiveLoss):
         **options: the hard-negative options ``drop_top_k``, MoCHi's ``mochi_hardest``,
             ``mochi_mixes``, ``mochi_query_mixes``, and feature transformation's ``ft_pos_alpha``,
             ``ft_neg_alpha``, ``ft_normalize`` (:class:`~selfsup.losses._contrastive.ContrastiveLoss`).
+
+    Example:
+        >>> from selfsup.losses import NTXent
+        >>> loss = NTXent(temperature=0.2)
+        >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)  # two views' embeddings of 8 images
+        >>> loss(torch.cat([z1, z2]), views=2).shape  # rows view-major: every view 0, then every view 1
+        torch.Size([])
     """
 
     def __init__(self, temperature: float = 0.5, gather_distributed: bool = True, **options: Any) -> None:

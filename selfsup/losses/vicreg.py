@@ -26,6 +26,13 @@ class VICRegLoss(nn.Module):
         covariance: ν (1).
         eps: ε inside the square root.
         gather_distributed: batch statistics over every DDP rank's embeddings.
+
+    Example:
+        >>> from selfsup.losses import VICRegLoss
+        >>> loss = VICRegLoss(invariance=25.0, variance=25.0, covariance=1.0)
+        >>> z = torch.randn(2 * 8, 16)  # 2 views of 8 images, view-major
+        >>> loss(z, views=2).shape
+        torch.Size([])
     """
 
     def __init__(

@@ -21,6 +21,14 @@ def lidar(z: Tensor, delta: float = 1e-4, eps: float = 1e-8) -> float:
         z: (n, q, D) embeddings of q views of each of n images, grouped by the true image.
         delta: δ, ridge added to Σ_w.
         eps: ε added to each p_i.
+
+    Example:
+        >>> from selfsup.metrics import lidar
+        >>> _ = torch.manual_seed(0)
+        >>> images = torch.randn(32, 1, 8)  # 32 images spread over 8 dimensions
+        >>> z = images + 0.1 * torch.randn(32, 4, 8)  # 4 views of each, close to their image
+        >>> round(lidar(z))  # at most min(D, n - 1) = 8
+        7
     """
     if z.ndim != 3 or z.shape[0] < 2 or z.shape[1] < 2:
         raise ValueError(f"lidar needs (n >= 2 images, q >= 2 views, D) embeddings, got {tuple(z.shape)}")

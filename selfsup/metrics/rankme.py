@@ -16,6 +16,13 @@ def rankme(z: Tensor, eps: float = 1e-7) -> float:
     Args:
         z: (N, K) embeddings.
         eps: ε added to each p_k (1e-7 as in the paper for float32).
+
+    Example:
+        >>> from selfsup.metrics import rankme
+        >>> round(rankme(torch.eye(16)), 2)  # 16 equal singular values: full rank
+        16.0
+        >>> round(rankme(torch.ones(8, 16)), 2)  # every embedding alike: rank 1, collapsed
+        1.0
     """
     if not torch.isfinite(z).all():
         return float("nan")  # a diverged run's embeddings: undefined, reported, not a crash
