@@ -25,13 +25,13 @@ from tests.test_train_options import run_dir_bytes
 
 ARGS = ["data.batch_size=32", "eval.baselines=[]", "eval.probe_Cs=[1.0]"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
-# The methods with state, over 8 short epochs: what they add to a checkpoint (MoCo's queue and key
+# The methods with state, over 5 short epochs: what they add to a checkpoint (MoCo's queue and key
 # encoder, BYOL's EMA target, iSogCLR's per-image temperatures) must come back exactly, with the
 # weights, optimiser, schedule, RNG and data order every method has.
 RUNS = {
-    "moco": ["method=moco", "trainer.max_epochs=8", "trainer.limit_train_batches=12", "method.module.queue_size=96"],
-    "byol": ["method=byol", "trainer.max_epochs=8", "trainer.limit_train_batches=12"],
-    "isogclr": ["loss=isogclr", "trainer.max_epochs=8", "trainer.limit_train_batches=12"],
+    "moco": ["method=moco", "trainer.max_epochs=5", "trainer.limit_train_batches=8", "method.module.queue_size=96"],
+    "byol": ["method=byol", "trainer.max_epochs=5", "trainer.limit_train_batches=8"],
+    "isogclr": ["loss=isogclr", "trainer.max_epochs=5", "trainer.limit_train_batches=8"],
 }
 
 
