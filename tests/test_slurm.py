@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slurm
 
 def test_readme_slurm_sweep_runs_as_slurm_jobs_and_every_run_dir_is_complete(slurm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The docs' `launcher=slurm` command (docs/scaling.md), with tiny training settings, on the local SLURM."""
-    readme = next(c for c in readme_commands() if "launcher=slurm" in c)
+    readme = next(c for c in readme_commands() if "launcher=slurm" in c and "sweeper=" not in c)
     sweep = tmp_path / "sweep"
     p = subprocess.run(_train_argv(readme, sweep, {}), cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
