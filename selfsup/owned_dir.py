@@ -39,11 +39,16 @@ def owned(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
+def _old(public: Path) -> Path:
+    """Where the old version of ``public`` waits between the two renames of a replacement."""
+    return public.parent / f".{public.name}.old"
+
+
 def check_replaceable(public: Path, force: bool, how: str = "pass --force") -> None:
     """Refuse, before any work, to replace ``public`` where it exists and is not ours, or is ours
     and ``force`` is not set (``how`` says what replaces it)."""
     if not (public.exists() or public.is_symlink()):
-        old = public.parent / f".{public.name}.old"
+        old = _old(public)
         if not (old.is_dir() and owned(old)):
             return
         # A replacement killed between its two renames: :func:`recover` puts this version back
@@ -69,7 +74,7 @@ def recover(public: Path) -> None:
         return
     for leftover in parent.glob(f".{public.name}.new-*"):
         shutil.rmtree(leftover, ignore_errors=True)
-    old = parent / f".{public.name}.old"
+    old = _old(public)
     if old.exists():
         if public.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -111,7 +116,7 @@ def _swap(new: Path, public: Path) -> None:
     elif _exchange(new, public):
         shutil.rmtree(new)  # the old version, now under the temporary name
     else:
-        old = public.parent / f".{public.name}.old"
+        old = _old(public)
         os.rename(public, old)
         os.rename(new, public)
         shutil.rmtree(old)

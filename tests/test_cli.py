@@ -29,7 +29,7 @@ def train(*args: str, run_dir: Path | None = None, timeout: int = 300) -> subpro
 
 def test_simclr_dcl_from_the_command_line(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    p = train("method=simclr", "loss=dcl", *TINY, run_dir=run_dir)
+    p = train("method=simclr", "loss=dcl", *TINY, "eval.baselines=[random_init,raw_pixels]", run_dir=run_dir)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "| pretrained |" in p.stdout and "| random_init |" in p.stdout and "| raw_pixels |" in p.stdout
     assert f"run directory: {run_dir}" in p.stdout

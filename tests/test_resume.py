@@ -20,10 +20,10 @@ from selfsup.losses import NTXent
 from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY
 from tests.test_train_options import run_dir_bytes
 
-ARGS = ["data.batch_size=32", "eval.baselines=[]", "eval.probe_Cs=[1.0]"]
+ARGS = [*TINY, "data.batch_size=32"]  # the epochs and batches of each run: RUNS
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
 # The methods with state, over 5 short epochs: what they add to a checkpoint (MoCo's queue and key
 # encoder, BYOL's EMA target, iSogCLR's per-image temperatures) must come back exactly, with the

@@ -28,7 +28,7 @@ from selfsup.data.digits import digits_splits
 from selfsup.data.folder import FolderImageDataset
 from selfsup.data.shards import META, decode_full, shard_splits
 from selfsup.errors import DataError, MissingFileError
-from tests.conftest import ROOT, free_port, load_script
+from tests.conftest import ROOT, TINY, free_port, load_script
 
 make_shards = load_script("scripts/make_shards.py")
 # The digits' settings, for shards written from data=digits
@@ -187,9 +187,9 @@ LOADERS = {
 
 def _train(run_dir: Path, data: list[str], log: Path, delay: float) -> list[str]:
     return [
-        sys.executable, "train.py", *data, "data.batch_size=64",
-        "trainer.max_epochs=2", "checkpoint_every_n_steps=1", "eval.baselines=[]",
-        "eval.probe_Cs=[1.0]", "eval.metrics.enabled=false", "eval.online_probe=false", f"hydra.run.dir={run_dir}",
+        sys.executable, "train.py", *TINY, *data, "data.batch_size=64", "trainer.limit_train_batches=1.0",
+        "trainer.max_epochs=2", "checkpoint_every_n_steps=1", "eval.metrics.enabled=false",
+        "eval.online_probe=false", f"hydra.run.dir={run_dir}",
         "+hydra.callbacks.record._target_=shard_order_recorder.RecordOrder", f"+hydra.callbacks.record.path={log}",
         f"+hydra.callbacks.record.delay={delay}",
     ]  # fmt: skip
