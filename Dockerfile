@@ -19,6 +19,8 @@ WORKDIR /workspace/selfsup
 # The dependencies first, in their own layer: a change to the code does not reinstall torch.
 COPY pyproject.toml README.md Makefile ./
 COPY selfsup ./selfsup
+# selfsup/configs is a link to configs/, which the package data of the install names.
+COPY configs ./configs
 RUN make install
 COPY . .
 # COPY may give pyproject.toml a newer time than the stamp: the install above stands.

@@ -1,33 +1,6 @@
-"""Transfer a pretrained run to labelled data: ``python finetune.py run=RUN_DIR data=fashion_mnist``.
+"""``python finetune.py ...`` is ``selfsup finetune ...``: the Hydra app of selfsup/cli/finetune.py (its docs)."""
 
-Runs the frozen encoder's offline probe, linear probing, full fine-tuning and the same network from
-scratch under one schedule, prints their top-1 side by side and writes ``finetune.json`` in the
-output directory (``configs/finetune.yaml``; README "Fine-tuning and transfer").
-"""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-
-@hydra.main(version_base="1.3", config_path="configs", config_name="finetune")
-def main(cfg: DictConfig) -> None:
-    from selfsup.errors import user_errors_as_one_line
-    from selfsup.finetune_pipeline import run  # imported here so `--help` and config errors are fast
-
-    with user_errors_as_one_line():
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
-
+from selfsup.cli.finetune import cli
 
 if __name__ == "__main__":
-    from selfsup.errors import user_errors_as_one_line
-    from selfsup.optional import check_command_line
-
-    with user_errors_as_one_line():  # data=shards without litdata, in one line
-        check_command_line(sys.argv[1:])
-    main()
+    cli()

@@ -1,60 +1,9 @@
 #!/usr/bin/env python
-"""Write a PNG grid of what the model sees: held-out images and their views.
+"""``python scripts/show_augment.py ...`` is ``selfsup show-augment ...``: selfsup/cli/show_augment.py (its docs)."""
 
-One row per image: the evaluation input first, then every view (global views, then local
-crops scaled up to the global size; the CutMix view shows its pasted box). Takes the same
-overrides as train.py.
+import sys
 
-    python scripts/show_augment.py augment=randaugment --out views.png
-    python scripts/show_augment.py augment=random_fields data=fashion_mnist --images 6
-"""
-
-from __future__ import annotations
-
-import argparse
-from pathlib import Path
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-
-
-def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("overrides", nargs="*", help="train.py overrides, e.g. augment=cutmix data=cifar10")
-    p.add_argument("--images", type=int, default=8, help="rows: held-out images to show")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs/views.png"), help="the PNG to write (default runs/views.png)")
-    args = p.parse_intermixed_args(argv)  # overrides may come after the options
-
-    import torch
-    import torch.nn.functional as F
-    from hydra import compose, initialize_config_dir
-    from torch.utils.data import default_collate
-    from torchvision.utils import save_image
-
-    from selfsup.build import build_datamodule, build_view_maker
-
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=args.overrides)
-    vm = build_view_maker(cfg)
-    images = build_datamodule(cfg).held_out_images(args.images)  # uint8 (n, C, H, W)
-    torch.manual_seed(args.seed)
-    if vm.sample_transform is not None:  # per-sample backend: make the views as its DataLoader would
-        batch = default_collate([vm.sample_transform(img) for img in images])
-    else:
-        batch = images
-    out = vm(batch)
-    n, s = images.shape[0], vm.size
-    columns = [vm.prepare(images)]
-    for g in out.groups:
-        for view in g.split(n):
-            columns.append(F.interpolate(view, size=(s, s), mode="nearest") if view.shape[-1] != s else view)
-    grid = torch.stack(columns, 1).flatten(0, 1)  # row-major: image, then its columns
-    grid = (grid * vm.std + vm.mean).clamp(0, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, args.out, nrow=len(columns), padding=1, pad_value=1.0)
-    print(f"wrote {args.out}: {n} images x (input + {out.count} views) at {s} px")
-    return args.out
-
+from selfsup.cli.show_augment import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,6 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from selfsup.cli import make_shards as make_shards_cli
 from tests import fake_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,16 +46,13 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
 def load_script(relpath: str) -> ModuleType:
-    """A script of the repository (``train.py``, ``scripts/embed.py``) loaded as a module. A Hydra
-    app's task function is marked as defined in ``__main__``, so Hydra finds ``configs/`` next to
-    the file, as when the script is run."""
+    """A script of the repository's ``scripts/`` (a benchmark, the GPU evidence) loaded as a module;
+    the commands themselves are modules of ``selfsup.cli``."""
     spec = importlib.util.spec_from_file_location(f"selfsup_script_{Path(relpath).stem}", ROOT / relpath)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
-    if hasattr(getattr(module, "main", None), "__wrapped__"):
-        module.main.__wrapped__.__module__ = "__main__"
     return module
 
 
@@ -115,7 +113,7 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "imagefolder": fake_data.make_image_folder(base / "folder"),
     }
     # data=shards: the image folder written by the docs' scripts/make_shards.py
-    assert load_script("scripts/make_shards.py").main([str(roots["imagefolder"]), str(base / "shards")]) == 0
+    assert make_shards_cli.main([str(roots["imagefolder"]), str(base / "shards")]) == 0
     return {**roots, "shards": base / "shards"}
 
 

@@ -21,8 +21,10 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from selfsup.build import save_config
+from selfsup.cli import make_shards as make_shards_cli
+from selfsup.cli import train as train_cli
 from tests import fake_data
-from tests.conftest import ROOT, TINY, compose_cfg, launch, load_script
+from tests.conftest import ROOT, TINY, compose_cfg, launch
 from tests.test_train_options import run_dir_bytes
 
 Setup = Callable[[Path], list[str]]  # makes files in tmp_path; returns extra overrides
@@ -82,7 +84,7 @@ def _damaged_last(tmp: Path) -> list[str]:
 
 def _small_shards(tmp: Path) -> list[str]:
     """A shard set of 6 training images (scripts/make_shards.py from a tiny image folder)."""
-    assert load_script("scripts/make_shards.py").main([str(_images(tmp)), str(tmp / "shards")]) == 0
+    assert make_shards_cli.main([str(_images(tmp)), str(tmp / "shards")]) == 0
     return [f"data.path={tmp / 'shards'}", "data.image_size=12"]
 
 
@@ -271,7 +273,7 @@ def _empty_weight_caches(tmp_path: Path, monkeypatch) -> None:  # type: ignore[n
 
 @pytest.fixture(scope="module")
 def train_main():  # type: ignore[no-untyped-def]
-    return load_script("train.py").main
+    return train_cli.main
 
 
 def test_there_are_at_least_30_cases() -> None:

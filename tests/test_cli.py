@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, load_script
+from selfsup.cli import probe as probe_cli
+from tests.conftest import ROOT, TINY
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
 
@@ -89,7 +90,7 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path, capfd: pytest.Cap
 
     # Overrides are checked as train.py checks its own, and a FAILED run is refused: one line each,
     # before anything is written (probe.json stays as it is).
-    main = load_script("scripts/linear_probe.py").main
+    main = probe_cli.main
     before = (run_dir / "probe.json").read_bytes()
     cases = [
         (["eval.bogus=1"], "error: eval.bogus: the run's config"),

@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from selfsup.build import build_datamodule, load_trained
+from selfsup.cli import embed as embed_cli
 from selfsup.eval.features import extract_features
 from selfsup.pipeline import run
-from tests.conftest import load_script
 
 QUIET = ("eval.baselines=[]", "eval.metrics.enabled=false")
 
@@ -35,7 +35,7 @@ def test_an_image_folder_embeds_to_the_probe_features(composed, data_roots, tmp_
     run(composed("data=imagefolder", f"data.path={folder}", "data.image_size=24", *QUIET), run_dir, "ntxent")
     want = _probe_features(run_dir)
 
-    main = load_script("scripts/embed.py").main
+    main = embed_cli.main
     assert (
         main([str(run_dir), "--images", str(folder / "val"), "--out", str(tmp_path / "e.parquet"), "--batch-size", "5"])
         == 0
@@ -68,7 +68,7 @@ def test_digits_written_as_png_embed_to_the_probe_features(composed, tmp_path: P
     for x, _, i in dm.val_dataloader().dataset:  # type: ignore[attr-defined]
         Image.fromarray(x[0].numpy(), mode="L").save(images / f"{i:04d}.png")
     assert (
-        load_script("scripts/embed.py").main(
+        embed_cli.main(
             [
                 str(run_dir / "checkpoints" / "last.ckpt"),
                 "--images",
@@ -86,7 +86,7 @@ def test_digits_written_as_png_embed_to_the_probe_features(composed, tmp_path: P
 def test_bad_input_is_one_line_and_skip_bad_leaves_the_file_out(composed, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     run_dir = tmp_path / "run"
     run(composed(*QUIET), run_dir, "ntxent")
-    main = load_script("scripts/embed.py").main
+    main = embed_cli.main
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     images = tmp_path / "images"
@@ -135,7 +135,7 @@ def test_colour_photos_for_a_grey_encoder_are_refused_unless_convert(composed, t
     size gap is a warning naming both sizes."""
     run_dir = tmp_path / "run"
     run(composed(*QUIET), run_dir, "ntxent")
-    main = load_script("scripts/embed.py").main
+    main = embed_cli.main
     photos = _photos(tmp_path / "photos", "RGB", 460)
     out = tmp_path / "e.npy"
 
@@ -187,7 +187,7 @@ def test_check_images_judges_the_first_image(
     off data.image_size is a warning; an undecodable first file is passed over."""
     from selfsup.errors import DataError
 
-    check_images = load_script("scripts/embed.py").check_images
+    check_images = embed_cli.check_images
     cfg = OmegaConf.create({"data": {"channels": 3, "image_size": 24}, "augment": {"size": 32}})
     folder = _photos(tmp_path / "images", mode, side, n=1)
     (folder / "-bad.png").write_bytes(b"not a png")  # sorted first, cannot be opened

@@ -16,10 +16,12 @@ from safetensors.torch import load_file
 
 from selfsup.backbones import TimmBackbone
 from selfsup.build import load_trained
+from selfsup.cli import export as export_cli
+from selfsup.cli import train as train_cli
 from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
 from selfsup.owned_dir import MARKER
 from selfsup.pipeline import run
-from tests.conftest import ROOT, TINY, launch, load_script
+from tests.conftest import ROOT, TINY, launch
 
 # Runs in a fresh interpreter: timm and safetensors only.
 PLAIN_TIMM = r"""
@@ -126,7 +128,7 @@ def test_the_script_exports_any_checkpoint_and_refuses_another_model(composed, t
     cnn = tmp_path / "cnn"
     run(composed("eval.baselines=[]", "eval.metrics.enabled=false"), cnn, loss_choice="ntxent")
     assert json.loads((cnn / "results.json").read_text())["export"] == "export"
-    main = load_script("scripts/export.py").main
+    main = export_cli.main
     assert main([str(cnn / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "again")]) == 0
     for name in (WEIGHTS, CONFIG):
         assert (tmp_path / "again" / name).read_bytes() == (cnn / "export" / name).read_bytes(), name
@@ -179,9 +181,7 @@ def test_a_backbone_without_export_config_trains_and_skips_the_export(tmp_path: 
     export/ is skipped; scripts/export.py refuses it in one line."""
     run_dir = tmp_path / "run"
     overrides = ["backbone._target_=tests.backbones.tiny_net.TinyNet", "~backbone.widths", "eval.baselines=[]"]
-    code, output = launch(
-        load_script("train.py").main, [*TINY, *overrides, f"hydra.run.dir={run_dir}"], monkeypatch, capfd
-    )
+    code, output = launch(train_cli.main, [*TINY, *overrides, f"hydra.run.dir={run_dir}"], monkeypatch, capfd)
     assert code == 0, output[-3000:]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["export"] is None and results["metrics"]["linear_top1"] > 0
@@ -193,7 +193,7 @@ def test_a_backbone_without_export_config_trains_and_skips_the_export(tmp_path: 
     )
 
     with pytest.raises(SystemExit) as e:
-        load_script("scripts/export.py").main([str(run_dir)])
+        export_cli.main([str(run_dir)])
     err = capfd.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1, err
     assert err[0].startswith(f"error: {run_dir}: its encoder cannot be exported: TinyNet has no export_config()")

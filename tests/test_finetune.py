@@ -22,11 +22,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from selfsup.build import build_backbone, load_trained
+from selfsup.cli import finetune as finetune_cli
 from selfsup.data.fashion_mnist import DEBIAN_DIR
 from selfsup.finetune import PROTOCOLS, start_classifier
 from selfsup.finetune_pipeline import RESULTS
 from selfsup.pipeline import run
-from tests.conftest import ROOT, TINY, compose_cfg, launch, load_script
+from tests.conftest import ROOT, TINY, compose_cfg, launch
 from tests.test_train_options import run_dir_bytes
 
 # A source run of seconds: TINY, two epochs, a narrow CNN.
@@ -50,7 +51,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def finetune_main():  # type: ignore[no-untyped-def]
-    return load_script("finetune.py").main
+    return finetune_cli.main
 
 
 def _encoder_state(run_dir: Path) -> dict[str, torch.Tensor]:

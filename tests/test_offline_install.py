@@ -1,7 +1,7 @@
 """The offline install (docs/scaling.md "GPU nodes without internet"), for real: the docs' `make wheelhouse`
 commands build the small bundle for the GPU image, and a fresh venv that holds only torch and
 torchvision installs a wheelhouse made for it with `pip install --no-index` (scripts/offline_install.sh),
-trains one epoch with the installed selfsup, and refuses each optional option in one line.
+trains one epoch (and two DDP ranks) with the installed `selfsup` command, and refuses each optional option in one line.
 
 Marked slow (5 min on 2 busy cores once torch is cached, 1.6 min of it CPU; the first run installs
 torch, about 2 min more): it downloads from PyPI, builds a venv and trains in it; `make
@@ -114,19 +114,24 @@ def test_a_fresh_venv_with_torch_alone_installs_the_wheelhouse_offline_and_train
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     assert f"installed into {venv}" in p.stdout and "selfsup==" in p.stdout and "torch==" not in p.stdout, p.stdout
 
-    # One epoch, from train.py and configs/ alone: selfsup is the installed wheel, not this checkout.
+    # One epoch with the installed wheel's `selfsup` command, in an empty folder: its configs travel in the wheel.
     app = tmp_path / "app"
     app.mkdir()
-    for script in ("train.py", "finetune.py"):
-        shutil.copy(ROOT / script, app)
-    shutil.copytree(ROOT / "configs", app / "configs")
+    selfsup = str(venv / "bin" / "selfsup")
     # The whole epoch at digits' own batch size (5 steps); a short evaluation, without baselines.
     short = [t for t in FAST_OVERRIDES if not t.startswith(("trainer.limit_train_batches=", "data.batch_size="))]
-    argv = [str(python), "train.py", *short, "eval.baselines=[]", f"hydra.run.dir={tmp_path / 'run'}"]
+    argv = [selfsup, "train", *short, "eval.baselines=[]", f"hydra.run.dir={tmp_path / 'run'}"]
     p = _run(argv, env=NODE_ENV, cwd=app)
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["epochs"] == 1 and results["metrics"]["linear_top1"] > 50, results["metrics"]
+    # Two DDP ranks: Lightning starts the second as `python -m selfsup.cli.train ...`, the module the command ran.
+    ddp = [selfsup, "train", *FAST_OVERRIDES, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+           "trainer.sync_batchnorm=false", "trainer.precision=32-true", "eval.baselines=[]",
+           f"hydra.run.dir={tmp_path / 'ddp'}"]  # fmt: skip
+    p = _run(ddp, env=NODE_ENV, cwd=app)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "results.json").read_text())["world_size"] == 2
     where = _run([str(python), "-c", "import selfsup; print(selfsup.__file__)"], env=NODE_ENV, cwd=app)
     assert where.stdout.startswith(site), where.stdout
 
@@ -134,9 +139,9 @@ def test_a_fresh_venv_with_torch_alone_installs_the_wheelhouse_offline_and_train
     want_shards = "data=shards needs the package litdata: pip install litdata (or selfsup[shards])"
     for option, needs in OPTIONAL.items():
         run_dir = tmp_path / f"refused-{needs.extra}"
-        p = _run([str(python), "train.py", option, f"hydra.run.dir={run_dir}"], env=NODE_ENV, cwd=app)
+        p = _run([selfsup, "train", option, f"hydra.run.dir={run_dir}"], env=NODE_ENV, cwd=app)
         want = f"{option} needs the package {needs.package}: pip install {needs.package} (or selfsup[{needs.extra}])"
         assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"error: {want}"], p.stderr[-3000:]
         assert not run_dir.exists()
-    p = _run([str(python), "finetune.py", "data=shards", f"run={tmp_path / 'run'}"], env=NODE_ENV, cwd=app)
+    p = _run([selfsup, "finetune", "data=shards", f"run={tmp_path / 'run'}"], env=NODE_ENV, cwd=app)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"error: {want_shards}"], p.stderr[-3000:]

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from selfsup.cli import make_shards as make_shards_cli
+from selfsup.cli import train as train_cli
 from selfsup.errors import MissingPackageError
 from selfsup.optional import OPTIONAL, check_choices, check_command_line, installed, require
-from tests.conftest import CONFIGS, ROOT, TINY, launch, load_script
+from tests.conftest import CONFIGS, ROOT, TINY, launch
 
 
 def _absent(monkeypatch: pytest.MonkeyPatch, option: str) -> None:
@@ -76,7 +78,7 @@ def test_train_py_refuses_before_the_run_directory_exists(
     run_dir = tmp_path / "run"
     extra = ["data.path=/no/such/shards"] if option == "data=shards" else []
     argv = [option, *extra, *TINY, f"hydra.run.dir={run_dir}"]
-    code, out = launch(load_script("train.py").main, argv, monkeypatch, capfd)
+    code, out = launch(train_cli.main, argv, monkeypatch, capfd)
     assert code == 2, out
     assert out.strip().splitlines()[-1] == f"error: {_error(option)}"
     assert not run_dir.exists()
@@ -85,7 +87,7 @@ def test_train_py_refuses_before_the_run_directory_exists(
 def test_make_shards_without_litdata_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:  # type: ignore[no-untyped-def]
     _absent(monkeypatch, "data=shards")
     with pytest.raises(SystemExit) as e:
-        load_script("scripts/make_shards.py").main(["data=digits", str(tmp_path / "shards")])
+        make_shards_cli.main(["data=digits", str(tmp_path / "shards")])
     assert e.value.code == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert err == [f"error: {_error('data=shards')}"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from selfsup.cli import make_shards as make_shards_cli
 from selfsup.errors import ConfigError, DiskFullError
 from selfsup.owned_dir import MARKER, check_replaceable, recover, replacing
 from selfsup.resume import AtomicCheckpointIO
@@ -146,9 +147,8 @@ def test_sigkill_at_every_step_of_a_swap_leaves_one_complete_version(tmp_path: P
 
 
 def test_make_shards_refuses_a_users_folder_and_force_replaces_its_own(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import load_script
 
-    make_shards = load_script("scripts/make_shards.py")
+    make_shards = make_shards_cli
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
@@ -239,12 +239,11 @@ def test_make_shards_bad_input_is_one_line_and_writes_nothing(
     tmp_path: Path, args: list[str], line: str, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     from tests import fake_data
-    from tests.conftest import load_script
 
     fake_data.make_image_folder(tmp_path / "images", n=2, size=12)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(SystemExit) as e:
-        load_script("scripts/make_shards.py").main([a.format(tmp=tmp_path) for a in args])
+        make_shards_cli.main([a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and line.format(tmp=tmp_path) in err, err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

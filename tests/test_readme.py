@@ -158,6 +158,9 @@ def test_every_readme_command_is_handled() -> None:
                     "bash scripts/gpu_evidence.sh",  # tests/test_gpu_evidence.py (its dry run)
                     "make wheelhouse",  # tests/test_offline_install.py
                     "bash scripts/offline_install.sh",  # tests/test_offline_install.py
+                    "pip install .",  # tests/test_console.py (the wheel it builds)
+                    "selfsup train",  # tests/test_console.py
+                    "selfsup export",  # tests/test_console.py
                 )
             )
         ), f"README or docs command without a test: {cmd}"

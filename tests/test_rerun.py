@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
+from selfsup.cli import train as train_cli
 from selfsup.resume import LossNotFinite
-from tests.conftest import TINY, launch, load_script
+from tests.conftest import TINY, launch
 from tests.test_train_options import assert_complete_run_dir
 
 
 @pytest.fixture(scope="module")
 def train_main() -> Callable[[], object]:
-    return load_script("train.py").main
+    return train_cli.main
 
 
 def hashes(run_dir: Path) -> dict[str, str]:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from selfsup.cli import train as train_cli
 from selfsup.errors import RunDirInUse
 from selfsup.pipeline import run
 from selfsup.run_lock import LOCK, check_free, hold, holds, release
-from tests.conftest import ROOT, TINY, launch, load_script
+from tests.conftest import ROOT, TINY, launch
 from tests.test_rerun import hashes
 from tests.test_train_options import assert_complete_run_dir
 
@@ -118,7 +119,7 @@ def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path: Path, monkeypatch, 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / LOCK).write_text(f"999999999 {socket.gethostname()}\n")  # no such pid: a killed run's
-    main = load_script("train.py").main
+    main = train_cli.main
     with pytest.warns(UserWarning, match=r"\.lock was left by pid 999999999 on host .*, which no longer holds it"):
         code, output = launch(main, [*TINY, f"hydra.run.dir={run_dir}"], monkeypatch, capfd)
     assert code == 0, output[-3000:]

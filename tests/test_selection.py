@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from selfsup.cli import select_runs as select_runs_cli
 from selfsup.run_dir import load_runs
 from selfsup.tools.selection import evaluate_selection, varying_settings
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT
 
 
 def _run(d: Path, tau: float, probe: float, rankme: float, lidar: float) -> None:
@@ -74,7 +75,7 @@ def test_script_prints_tables_and_writes_the_plot(sweep: Path) -> None:
 def test_bad_arguments_are_one_line_and_write_nothing(sweep: Path, args: list[str], line: str, capsys) -> None:  # type: ignore[no-untyped-def]
     before = sorted(p.relative_to(sweep) for p in sweep.rglob("*"))
     with pytest.raises(SystemExit) as e:
-        load_script("scripts/select_runs.py").main([a.format(sweep=sweep) for a in args])
+        select_runs_cli.main([a.format(sweep=sweep) for a in args])
     out = capsys.readouterr()
     assert e.value.code == 2 and out.out == ""
     assert out.err.strip().splitlines() == [out.err.strip()] and line.format(sweep=sweep) in out.err

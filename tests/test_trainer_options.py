@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from selfsup.build import ConfigError, build_datamodule, build_module, build_view_maker
+from selfsup.cli import train as train_cli
 from selfsup.optim import lr_scaling
 from selfsup.pipeline import run
-from tests.conftest import TINY, launch, load_script
+from tests.conftest import TINY, launch
 from tests.test_train_options import assert_complete_run_dir
 
 
@@ -139,7 +140,7 @@ def test_no_validation_finishes_with_the_final_evaluation_and_says_what_is_off(
         "eval.baselines=[]",
         f"hydra.run.dir={run_dir}",
     ]
-    code, output = launch(load_script("train.py").main, argv, monkeypatch, capfd)
+    code, output = launch(train_cli.main, argv, monkeypatch, capfd)
     assert code == 0, output[-3000:]
     results = assert_complete_run_dir(run_dir)
     assert results["collapsed"] is not None  # judged, on the final RankMe

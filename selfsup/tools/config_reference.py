@@ -39,7 +39,8 @@ import annotated_types as at
 import yaml
 from pydantic import AfterValidator, BaseModel
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from selfsup import CONFIG_DIR
+
 ENTRY = ("train.yaml", "finetune.yaml")  # the entry configs, before the groups
 INTERPOLATION = re.compile(r"^\$\{([\w.]+)\}$")  # a value that is another key, `${data.root}`
 
@@ -82,7 +83,7 @@ class ConfigFile:
     components: dict[str, str]  # the dotted key of each node with a `_target_` -> that target
 
 
-def config_files(configs: Path = CONFIGS) -> list[ConfigFile]:
+def config_files(configs: Path = CONFIG_DIR) -> list[ConfigFile]:
     """The entry configs, then every option of every group (sorted by group, then option)."""
     paths = [configs / n for n in ENTRY] + sorted(
         p for p in configs.rglob("*.yaml") if p.relative_to(configs).as_posix() not in ENTRY
@@ -91,7 +92,7 @@ def config_files(configs: Path = CONFIGS) -> list[ConfigFile]:
     return [_parse(configs, p, packages[p]) for p in paths]
 
 
-def reference(configs: Path = CONFIGS) -> list[Key]:
+def reference(configs: Path = CONFIG_DIR) -> list[Key]:
     """Every key of every file, with type, range, default and meaning; raises
     :class:`MissingDescription` listing the keys no comment describes."""
     files = {f.name: f for f in config_files(configs)}
@@ -172,7 +173,7 @@ def reference(configs: Path = CONFIGS) -> list[Key]:
     return keys
 
 
-def markdown(configs: Path = CONFIGS) -> str:
+def markdown(configs: Path = CONFIG_DIR) -> str:
     """The reference as Markdown: one section per entry config and per group, one table per file."""
     keys = reference(configs)
     by_file: dict[str, list[Key]] = {}

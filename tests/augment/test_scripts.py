@@ -1,4 +1,4 @@
-"""scripts/show_augment.py and scripts/bench_augment.py, run for real on small inputs."""
+"""selfsup/cli/show_augment.py (scripts/show_augment.py) and scripts/bench_augment.py, run for real on small inputs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from selfsup.cli import show_augment
 from tests.conftest import CONFIGS, ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import show_augment  # noqa: E402
 
 OPTIONS = sorted(p.stem for p in (CONFIGS / "augment").glob("*.yaml"))
 
@@ -21,7 +19,8 @@ OPTIONS = sorted(p.stem for p in (CONFIGS / "augment").glob("*.yaml"))
 @pytest.mark.parametrize("option", [*OPTIONS, "multicrop-torchvision"])
 def test_show_augment_writes_a_grid_for_every_option(option: str, tmp_path: Path) -> None:
     overrides = [f"augment={option}"] if option in OPTIONS else ["augment=multicrop", "augment.backend=torchvision"]
-    out = show_augment.main([*overrides, "--images", "3", "--out", str(tmp_path / "v.png")])
+    out = tmp_path / "v.png"
+    assert show_augment.main([*overrides, "--images", "3", "--out", str(out)]) == 0
     img = Image.open(out)
     views = 6 if option.startswith("multicrop") else 2
     side = 16  # digits' views

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from selfsup.cli import make_shards as make_shards_cli
 from selfsup.data.cifar import cifar_splits
 from selfsup.data.folder import FolderImageDataset, folder_splits
 from selfsup.errors import ConfigError, DataError
@@ -188,8 +189,6 @@ def test_16_bit_images_are_refused_naming_the_file(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from tests.conftest import load_script
-
     root = fake_data.make_image_folder(tmp_path / "images", n=6, size=12)
     deep = root / "train" / "class0" / "deep.png"
     Image.fromarray(np.linspace(0, 65535, 144, dtype=np.uint16).reshape(12, 12)).save(deep)
@@ -202,5 +201,5 @@ def test_16_bit_images_are_refused_naming_the_file(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=line):
             folder_splits(str(root), image_size=12, channels=1, on_bad_image=on_bad_image, verify=True)
     with pytest.raises(SystemExit):
-        load_script("scripts/make_shards.py").main([str(root), str(tmp_path / "shards"), "--channels", "1"])
+        make_shards_cli.main([str(root), str(tmp_path / "shards"), "--channels", "1"])
     assert not (tmp_path / "shards").exists()

@@ -24,13 +24,13 @@ from PIL import Image
 
 from selfsup.augment.sample_crops import SampleCrops
 from selfsup.augment.views import ViewMaker
+from selfsup.cli import make_shards
 from selfsup.data.digits import digits_splits
 from selfsup.data.folder import FolderImageDataset
 from selfsup.data.shards import META, decode_full, shard_splits
 from selfsup.errors import DataError, MissingFileError
-from tests.conftest import ROOT, TINY, free_port, load_script
+from tests.conftest import ROOT, TINY, free_port
 
-make_shards = load_script("scripts/make_shards.py")
 # The digits' settings, for shards written from data=digits
 DIGITS = ["data.channels=1", "data.image_size=8", "data.mean=[0.3053]", "data.std=[0.3759]"]
 DIGITS.append("augment/preset@data.view=px8")

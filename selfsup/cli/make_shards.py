@@ -1,0 +1,162 @@
+"""Write a data set as shards for ``data=shards`` (streamed, full resolution, beyond RAM).
+
+    python scripts/make_shards.py /data/imagenet shards/imagenet      # an image folder
+    python scripts/make_shards.py data=cifar10 shards/cifar10 data.root=data/cifar10
+
+An image folder is ``SOURCE/train/<class>/*`` and ``SOURCE/val/<class>/*`` (or ``test/``), the
+layout of ``data=imagefolder``: every file's bytes are stored as they are (a JPEG stays the same
+JPEG, at its full resolution and aspect ratio), in sorted path order, with its class (sorted
+folder names, as torchvision's ImageFolder). ``data=NAME`` shards one of the configured
+in-memory sets (cifar10, cifar100, stl10, fashion_mnist, digits; ``data.*`` overrides after OUT
+as for train.py): each image is stored as a lossless PNG, so it reads back pixel for pixel.
+
+OUT gets ``train/`` and ``val/`` (litdata chunks of ``--chunk-mb`` MB) and ``selfsup_shards.json``
+(classes, channels, counts). Everything is written under a temporary name beside OUT and swapped in
+whole at the end (selfsup/owned_dir.py): OUT is the old complete set or the new one, never a mix,
+and what a killed run left beside it is removed by the next one. An existing OUT is refused;
+``--force`` replaces it if selfsup wrote it (it holds ``.selfsup``), never another folder.
+Then: ``python train.py data=shards data.path=OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "val")
+
+
+def _folder_items(source: Path, channels: int) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
+    from PIL import Image
+
+    from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, check_bit_depth
+    from selfsup.errors import MissingFileError
+
+    held_out = next((s for s in ("val", "test") if (source / s).is_dir()), None)
+    if not (source / "train").is_dir() or held_out is None:
+        raise MissingFileError(
+            f"image folder {source} needs {source}/train/<class>/ and {source}/val/<class>/ (or test/)"
+        )
+    train = FolderImageDataset(source / "train", size=1, channels=channels)
+    val = FolderImageDataset(source / held_out, size=1, channels=channels, classes=train.classes)
+
+    def read(path: str) -> bytes:
+        data = Path(path).read_bytes()
+        try:
+            mode = Image.open(io.BytesIO(data)).mode  # the header only
+        except DECODE_ERRORS:
+            return data  # unreadable: data.on_bad_image decides when it is read
+        check_bit_depth(mode, path)  # a 16-bit image would be clipped to 8 bits when read
+        return data
+
+    def items(ds: FolderImageDataset) -> Iterator[dict[str, Any]]:
+        with ThreadPoolExecutor(8) as pool:  # file reads overlap; order kept
+            contents = pool.map(lambda s: read(s[0]), ds.samples)
+            for i, ((path, label), data) in enumerate(zip(ds.samples, contents, strict=True)):
+                yield {"index": i, "label": label, "name": os.path.relpath(path, source), "image": data}
+
+    return {"train": items(train), "val": items(val)}, train.classes, {"train": len(train), "val": len(val)}
+
+
+def _config_items(
+    data: str, overrides: list[str]
+) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int], int]:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+    from PIL import Image
+
+    from selfsup import CONFIG_DIR
+    from selfsup.errors import ConfigError
+    from selfsup.schema_check import check_schema
+
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[data, *overrides])
+    except HydraException as e:  # an unknown option or key, a malformed override: Hydra's first line
+        raise ConfigError(f"{' '.join([data, *overrides])}: {str(e).strip().splitlines()[0]}") from None
+    check_schema(cfg)  # the types and ranges train.py checks, in the same words
+    splits = instantiate(cfg.data.splits)()
+
+    def items(ds: Any, split: str) -> Iterator[dict[str, Any]]:
+        for i in range(len(ds)):
+            image, label, _ = ds[i]
+            arr = image.numpy()
+            arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="PNG")
+            yield {"index": i, "label": int(label), "name": f"{split}/{i:07d}.png", "image": buf.getvalue()}
+
+    classes = [str(c) for c in range(splits.num_classes)]
+    return (
+        {"train": items(splits.train, "train"), "val": items(splits.test, "val")},
+        classes,
+        {"train": len(splits.train), "val": len(splits.test)},
+        int(cfg.data.channels),
+    )
+
+
+def _write(items: Iterable[dict[str, Any]], out: Path, chunk_bytes: int, total: int, split: str) -> None:
+    from litdata.streaming.writer import BinaryWriter
+    from tqdm import tqdm
+
+    writer = BinaryWriter(str(out), chunk_bytes=chunk_bytes)
+    for item in tqdm(items, total=total, desc=f"{split} -> {out}", unit="img", file=sys.stdout, disable=None):
+        writer[item["index"]] = item
+    writer.done()
+    writer.merge()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", help="an image folder (SOURCE/train/<class>/, SOURCE/val/<class>/) or data=NAME")
+    ap.add_argument("out", type=Path, help="the shard root to write")
+    ap.add_argument("overrides", nargs="*", help="data.* overrides for data=NAME (as for train.py)")
+    ap.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 1 grey or 3 RGB")
+    ap.add_argument("--chunk-mb", type=float, default=64.0, help="chunk file size in MB")
+    ap.add_argument("--force", action="store_true", help="replace OUT if it exists (only shards selfsup wrote)")
+    args = ap.parse_args(argv)
+
+    from selfsup.errors import ConfigError, user_errors_as_one_line
+    from selfsup.optional import require
+    from selfsup.owned_dir import check_replaceable, replacing
+
+    with user_errors_as_one_line():
+        require("data=shards")  # litdata writes the chunks; without it, one line naming the package
+    from selfsup.data.shards import FORMAT, META, file_digest
+
+    with user_errors_as_one_line():
+        if not args.chunk_mb > 0:
+            raise ConfigError(f"--chunk-mb {args.chunk_mb}: must be greater than 0 (the chunk file size in MB)")
+        check_replaceable(args.out, args.force)
+        if args.source.startswith("data="):
+            streams, classes, counts, channels = _config_items(args.source, args.overrides)
+        else:
+            if args.overrides:
+                raise ConfigError(f"overrides {args.overrides} apply to data=NAME only, not to an image folder")
+            streams, classes, counts = _folder_items(Path(args.source), args.channels)
+            channels = args.channels
+        with replacing(args.out, "shards") as partial:
+            for split in SPLITS:
+                _write(streams[split], partial / split, int(args.chunk_mb * 2**20), counts[split], split)
+            meta = {"format": FORMAT, "classes": classes, "channels": channels, "samples": counts}
+            meta["source"] = args.source
+            written = sorted(f for split in SPLITS for f in (partial / split).rglob("*") if f.is_file())
+            meta["files"] = {
+                f.relative_to(partial).as_posix(): {"bytes": f.stat().st_size, "sha256": file_digest(f)}
+                for f in written
+            }
+            (partial / META).write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {counts['train']} + {counts['val']} images to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
