@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -150,27 +149,27 @@ def test_ddp_ranks_and_workers_see_disjoint_samples_covering_the_set_each_epoch(
 
 RECORDER = textwrap.dedent(
     """
-    import json, os, time
+    import json, os, signal
     from hydra.experimental.callback import Callback
 
     class RecordOrder(Callback):
-        '''Test instrument: appends (step, indices) of every training batch to `path`.'''
+        '''Test instrument: appends (step, indices) of every training batch to `path`; at step
+        `kill_at` (the checkpoint after the step before is written) the process SIGKILLs itself.'''
 
-        def __init__(self, path, delay=0.0):
-            self.path, self.delay = path, delay
+        def __init__(self, path, kill_at=-1):
+            self.path, self.kill_at = path, kill_at
 
         def on_job_start(self, config, **kwargs):
             from selfsup.methods.base import Method
 
             step = Method.training_step
-            path, delay = self.path, self.delay
+            path, kill_at = self.path, self.kill_at
 
             def training_step(module, batch, batch_idx):
+                if module.global_step == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 with open(path, "a") as f:
                     f.write(json.dumps([module.global_step, batch[2].tolist()]) + "\\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                time.sleep(delay)
                 return step(module, batch, batch_idx)
 
             Method.training_step = training_step
@@ -185,13 +184,13 @@ LOADERS = {
 }
 
 
-def _train(run_dir: Path, data: list[str], log: Path, delay: float) -> list[str]:
+def _train(run_dir: Path, data: list[str], log: Path, kill_at: int) -> list[str]:
     return [
         sys.executable, "train.py", *TINY, *data, "data.batch_size=64", "trainer.limit_train_batches=1.0",
         "trainer.max_epochs=2", "checkpoint_every_n_steps=1", "eval.metrics.enabled=false",
         "eval.online_probe=false", f"hydra.run.dir={run_dir}",
         "+hydra.callbacks.record._target_=shard_order_recorder.RecordOrder", f"+hydra.callbacks.record.path={log}",
-        f"+hydra.callbacks.record.delay={delay}",
+        f"+hydra.callbacks.record.kill_at={kill_at}",
     ]  # fmt: skip
 
 
@@ -217,19 +216,13 @@ def test_a_run_sigkilled_mid_epoch_resumes_the_same_order(kind: str, digit_shard
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
     run_dir, log, data = tmp_path / "run", tmp_path / "order.jsonl", LOADERS[kind](digit_shards)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(_train(run_dir, data, log, 0.15), cwd=ROOT, env=env, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.is_file() and torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] >= 4:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed_run = subprocess.run(_train(run_dir, data, log, 5), cwd=ROOT, env=env, capture_output=True, text=True)
+    assert killed_run.returncode == -signal.SIGKILL, killed_run.stderr[-3000:]
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
     killed = [s for s in _steps(log) if s[0] < at_kill]  # what ran after the checkpoint is lost, and redone
     assert 0 < at_kill < 1347 // 64 - 1, f"killed at step {at_kill}: not mid-way through the first epoch"
     log.unlink()
-    done = subprocess.run(_train(run_dir, data, log, 0.0), cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(_train(run_dir, data, log, -1), cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming from" in done.stdout
     resumed = _steps(log)
