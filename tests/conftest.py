@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from selfsup.cli import make_shards as make_shards_cli
-from tests import fake_data
+from tests import command_server, fake_data
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -43,6 +43,16 @@ def _as_overrides(node: object, prefix: str = "") -> list[str]:
 FAST_OVERRIDES = _as_overrides(OmegaConf.to_container(OmegaConf.load(CONFIGS / "debug" / "fast.yaml")))
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# `python ...` commands as forks of one process that imported torch, Lightning and selfsup once
+# (tests/command_server.py): subprocess.run's arguments and result, without each command's imports.
+run_python = command_server.run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _command_server() -> Iterator[None]:
+    yield
+    command_server.SERVER.close()
 
 
 def load_script(relpath: str) -> ModuleType:

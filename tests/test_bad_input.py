@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from selfsup.build import save_config
 from selfsup.cli import make_shards as make_shards_cli
 from selfsup.cli import train as train_cli
 from tests import fake_data
-from tests.conftest import ROOT, TINY, compose_cfg, launch
+from tests.conftest import ROOT, TINY, compose_cfg, launch, run_python
 from tests.test_train_options import run_dir_bytes
 
 Setup = Callable[[Path], list[str]]  # makes files in tmp_path; returns extra overrides
@@ -310,13 +309,13 @@ def test_the_shell_sees_the_same(case: str, tmp_path: Path) -> None:
     _, overrides, setup, named = next(c for c in CASES if c[0] == case)
     argv = [*TINY, *overrides, *setup(tmp_path), f"hydra.run.dir={tmp_path / 'run'}"]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    p = subprocess.run([sys.executable, str(ROOT / "train.py"), *argv], capture_output=True, text=True, env=env)
+    p = run_python([sys.executable, str(ROOT / "train.py"), *argv], capture_output=True, text=True, env=env)
     assert p.returncode == 2, p.stderr[-2000:]
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and named in last, last
     assert "Traceback" not in p.stderr
     if case == "lr-negative":
-        full = subprocess.run(
+        full = run_python(
             [sys.executable, str(ROOT / "train.py"), *argv],
             capture_output=True,
             text=True,

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from selfsup.cli import probe as probe_cli
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_python
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
 
 
 def train(*args: str, run_dir: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     extra = [f"hydra.run.dir={run_dir}"] if run_dir else []
-    return subprocess.run(
+    return run_python(
         [sys.executable, "train.py", *args, *extra],
         cwd=ROOT,
         env=ENV,
@@ -66,7 +66,7 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path, capfd: pytest.Cap
     run_dir = tmp_path / "run"
     assert train(*TINY, run_dir=run_dir).returncode == 0
     trained = json.loads((run_dir / "results.json").read_text())["metrics"]
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, "scripts/linear_probe.py", str(run_dir), "eval.baselines=[]"],
         cwd=ROOT,
         env=ENV,
@@ -78,7 +78,7 @@ def test_linear_probe_script_reevaluates_a_run(tmp_path: Path, capfd: pytest.Cap
     probe = json.loads((run_dir / "probe.json").read_text())
     assert probe["pretrained"]["linear_top1"] == pytest.approx(trained["linear_top1"])
     assert probe["pretrained"]["rankme_backbone"] == pytest.approx(trained["rankme_backbone"], rel=1e-6)
-    bad = subprocess.run(
+    bad = run_python(
         [sys.executable, "scripts/linear_probe.py", str(tmp_path / "nope")],
         cwd=ROOT,
         env=ENV,

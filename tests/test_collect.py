@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from selfsup.run_dir import load_runs
 from selfsup.tools.collect import summarize, to_markdown
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 
 def _fake_run(d: Path, loss: str, seed: int, top1: float, finished: bool = True, collapsed: bool = False) -> None:
@@ -43,7 +42,7 @@ def test_groups_by_varying_choice_and_averages_seeds(tmp_path: Path) -> None:
     assert by["ntxent"]["runs"] == 1 and by["ntxent"]["seeds"] == [0]
 
     csv_path = tmp_path / "out.csv"
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, "scripts/collect.py", str(tmp_path), "--csv", str(csv_path)],
         cwd=ROOT,
         capture_output=True,
@@ -56,7 +55,7 @@ def test_groups_by_varying_choice_and_averages_seeds(tmp_path: Path) -> None:
 
 
 def test_empty_dir_is_an_error(tmp_path: Path) -> None:
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, "scripts/collect.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 2 and "no finished run" in p.stderr
@@ -65,7 +64,7 @@ def test_empty_dir_is_an_error(tmp_path: Path) -> None:
 def test_baselines_are_rows_of_their_own(tmp_path: Path) -> None:
     _fake_run(tmp_path / "0", "dcl", 0, 90.0)
     _fake_run(tmp_path / "1", "ntxent", 1, 80.0)
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, "scripts/collect.py", str(tmp_path), "--baselines"],
         cwd=ROOT,
         capture_output=True,
@@ -82,7 +81,7 @@ def test_group_by_dir_gives_one_row_per_sweep_folder(tmp_path: Path) -> None:
     for name, top1 in (("plain", 90.0), ("drop_top_k", 93.0)):
         for seed in (0, 1):
             _fake_run(tmp_path / name / str(seed), "ntxent", seed, top1 + seed)
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, "scripts/collect.py", str(tmp_path), "--group-by", "dir"],
         cwd=ROOT,
         capture_output=True,
@@ -122,7 +121,7 @@ def test_runs_that_differ_in_more_than_the_seed_are_not_averaged(tmp_path: Path)
     assert group_by == ["data", "trainer.max_epochs"]  # one data set: its column stays; the epochs split
     by = {r["trainer.max_epochs"]: r for r in rows}
     assert by["30"]["runs"] == 2 and by["30"]["linear_top1"] == pytest.approx(91.0) and by["2"]["runs"] == 1
-    p = subprocess.run([sys.executable, "scripts/collect.py", str(tmp_path), "--group-by", "loss"],
+    p = run_python([sys.executable, "scripts/collect.py", str(tmp_path), "--group-by", "loss"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
         "error: --group-by loss would average runs that differ in trainer.max_epochs; add them to --group-by, "
@@ -137,9 +136,17 @@ def test_broken_runs_are_listed_and_the_rest_collected(tmp_path: Path) -> None:
     _fake_run(tmp_path / "zero", "dcl", 1, 10.0)
     results = json.loads((tmp_path / "zero" / "results.json").read_text())
     (tmp_path / "zero" / "results.json").write_text(json.dumps(results | {"steps": 0}))
-    p = subprocess.run([sys.executable, "scripts/collect.py", str(tmp_path)],
+    p = run_python([sys.executable, "scripts/collect.py", str(tmp_path)],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "| digits | 1 | 90.00 ± 0.00 |" in p.stdout and "2 broken run(s), not counted:" in p.stdout
     assert f"| {tmp_path / 'empty'} | unreadable results.json (" in p.stdout
     assert f"| {tmp_path / 'zero'} | trained 0 steps |" in p.stdout
+
+
+def test_a_run_directory_itself_is_collected_as_one_run(tmp_path: Path) -> None:
+    """SWEEP_DIR may be one run's own directory (it holds results.json): one row, no traceback."""
+    _fake_run(tmp_path / "run", "dcl", 0, 90.0)
+    p = run_python([sys.executable, "scripts/collect.py", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0 and "| digits | 1 | 90.00 ± 0.00 |" in p.stdout, p.stdout + p.stderr

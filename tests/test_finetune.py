@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from selfsup.data.fashion_mnist import DEBIAN_DIR
 from selfsup.finetune import PROTOCOLS, start_classifier
 from selfsup.finetune_pipeline import RESULTS
 from selfsup.pipeline import run
-from tests.conftest import ROOT, TINY, compose_cfg, launch
+from tests.conftest import ROOT, TINY, compose_cfg, launch, run_python
 from tests.test_train_options import run_dir_bytes
 
 # A source run of seconds: TINY, two epochs, a narrow CNN.
@@ -133,7 +132,7 @@ def test_digits_to_fashion_mnist_in_a_process(source: Path, data_roots: dict[str
     out = tmp_path / "fmnist"
     argv = [f"run={source}", "data=fashion_mnist", *root, *SHORT, f"hydra.run.dir={out}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "finetune.py", *argv], cwd=ROOT, capture_output=True, text=True, env=env)
+    p = run_python([sys.executable, "finetune.py", *argv], cwd=ROOT, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads((out / RESULTS).read_text())
     assert set(results["top1"]) == set(PROTOCOLS) and all(0 <= v <= 100 for v in results["top1"].values())

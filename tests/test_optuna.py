@@ -14,14 +14,14 @@ import yaml
 
 from selfsup.run_dir import FAILED, RESULTS
 from selfsup.sweep_metric import METRIC, sweep_metric_value
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_python
 from tests.test_train_options import assert_complete_run_dir
 
 
 def study(sweep: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     # debug=fast (TINY) shortens every trial; a key in overrides wins over it.
     argv = [sys.executable, "train.py", "-m", "sweeper=optuna", *TINY, *overrides, f"hydra.sweep.dir={sweep}"]
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return run_python(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def trial_results(sweep: Path) -> dict[int, dict]:
@@ -56,7 +56,7 @@ def test_a_local_study_of_8_trials_maximises_the_named_objective_and_select_runs
     p = study(sweep, "objective=rankme", "hydra.sweeper.n_trials=8")
     assert p.returncode == 0, p.stderr[-3000:]
     check_study(sweep, "rankme", 8)
-    s = subprocess.run([sys.executable, "scripts/select_runs.py", str(sweep)], cwd=ROOT, capture_output=True,
+    s = run_python([sys.executable, "scripts/select_runs.py", str(sweep)], cwd=ROOT, capture_output=True,
                        text=True)  # fmt: skip
     assert s.returncode == 0, s.stderr
     assert "Optuna study: 8 trials (8 finished), objective rankme" in s.stdout, s.stdout

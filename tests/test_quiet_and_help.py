@@ -4,11 +4,10 @@ options, and examples)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_python
 
 NOTICES = ("GPU available", "TPU available", "litlogger", "was configured so 100%", "smaller than the logging interval")
 
@@ -18,7 +17,7 @@ def test_lightning_notices_only_with_verbose(tmp_path: Path) -> None:
 
     def train(*extra: str) -> str:
         argv = [sys.executable, "train.py", *TINY, "eval.baselines=[]", "trainer.log_every_n_steps=50", *extra]
-        p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        p = run_python(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]
         return p.stdout + p.stderr
 
@@ -32,7 +31,7 @@ def test_lightning_notices_only_with_verbose(tmp_path: Path) -> None:
 
 
 def test_help_lists_the_groups_their_options_and_examples() -> None:
-    p = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    p = run_python([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert len(lines) < 60, len(lines)

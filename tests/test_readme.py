@@ -17,7 +17,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict, read_write
 
-from tests.conftest import FAST_OVERRIDES, ROOT, TINY, compose_cfg
+from tests.conftest import FAST_OVERRIDES, ROOT, TINY, compose_cfg, run_python
 from tests.test_configs import resolve
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
@@ -82,7 +82,7 @@ def sweep_points(args: list[str]) -> list[list[str]]:
 
 
 def _run(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return run_python(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 # The method and objective tables' sweeps run one seed here: each method with each of its losses is
@@ -380,7 +380,7 @@ def test_the_cifar10_release_command(tmp_path: Path) -> None:
     release = fake_data.make_cifar_pickles(tmp_path / "release")
     with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
         tar.add(release / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    p = subprocess.run(["bash", "-c", unpack.pop()], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    p = run_python(["bash", "-c", unpack.pop()], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     splits = cifar_splits(str(tmp_path / "data" / "cifar10"))
     assert (len(splits.train), len(splits.test), splits.num_classes) == (50, 20, 10)

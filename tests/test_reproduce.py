@@ -21,7 +21,7 @@ from selfsup.tools.reproduce import (
     missing,
     to_markdown,
 )
-from tests.conftest import FAST_OVERRIDES, ROOT
+from tests.conftest import FAST_OVERRIDES, ROOT, run_python
 from tests.test_train_options import assert_complete_run_dir
 
 SMALL = Table(
@@ -111,7 +111,7 @@ def _reproduce(tmp_path: Path, data_roots: dict[str, Path], *args: str) -> subpr
     cmd = [sys.executable, "scripts/reproduce.py", "dcl_batch_reduced", "--losses", "ntxent", "dcl",
            "--batches", "32", "--dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *args,
            "--", *tiny, f"data.root={data_roots['fashion_mnist']}", "eval.metrics.every_n_epochs=1"]  # fmt: skip
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return run_python(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def test_reproduce_launches_missing_runs_then_only_collects(tmp_path: Path, data_roots: dict[str, Path]) -> None:
@@ -135,7 +135,7 @@ def test_reproduce_launches_missing_runs_then_only_collects(tmp_path: Path, data
 
 
 def test_reproduce_refuses_what_the_table_does_not_have(tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "scripts/reproduce.py", "dcl_batch_reduced", "--batches", "48"], cwd=ROOT,
+    p = run_python([sys.executable, "scripts/reproduce.py", "dcl_batch_reduced", "--batches", "48"], cwd=ROOT,
                        capture_output=True, text=True)  # fmt: skip
     assert p.returncode == 2 and "--batches [48]: dcl_batch_reduced has [32, 128, 512]" in p.stderr
 

@@ -20,7 +20,7 @@ from selfsup.losses import NTXent
 from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_python
 from tests.test_train_options import run_dir_bytes
 
 ARGS = [*TINY, "data.batch_size=32"]  # the epochs and batches of each run: RUNS
@@ -43,7 +43,7 @@ def _cmd(run_dir: Path, method: str) -> list[str]:
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, method: str) -> None:
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     epochs = int(next(a for a in RUNS[method] if a.startswith("trainer.max_epochs=")).split("=")[1])
-    p = subprocess.run(_cmd(ref, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    p = run_python(_cmd(ref, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 
     proc = subprocess.Popen(
@@ -61,7 +61,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, metho
     assert at_kill["epoch"] < epochs - 1
     seconds_before = at_kill["callbacks"]["Timer"]["time_elapsed"]["train"]
 
-    p = subprocess.run(_cmd(killed, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    p = run_python(_cmd(killed, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"resuming from {ckpt}" in p.stdout
     want = json.loads((ref / "results.json").read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import yaml
 from selfsup.cli import select_runs as select_runs_cli
 from selfsup.run_dir import load_runs
 from selfsup.tools.selection import evaluate_selection, varying_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_python
 
 
 def _run(d: Path, tau: float, probe: float, rankme: float, lidar: float) -> None:
@@ -53,7 +52,7 @@ def test_tau_and_picks(sweep: Path) -> None:
 
 
 def test_script_prints_tables_and_writes_the_plot(sweep: Path) -> None:
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, "scripts/select_runs.py", str(sweep)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert p.returncode == 0, p.stderr

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     broken: list[tuple[str, str]] = []
     runs = load_runs(args.sweep_dir, broken)
     for r in runs:  # the pseudo-choice `dir`: the sweep folder a run belongs to
-        r["choices"]["dir"] = Path(r["run_dir"]).parent.relative_to(args.sweep_dir).as_posix()
+        folder = Path(r["run_dir"]).parent  # outside SWEEP_DIR when SWEEP_DIR is the run directory itself
+        inside = folder.is_relative_to(args.sweep_dir)
+        r["choices"]["dir"] = folder.relative_to(args.sweep_dir).as_posix() if inside else "."
     if not runs:
         print(f"error: no finished run (results.json) under {args.sweep_dir}", file=sys.stderr)
         return 2

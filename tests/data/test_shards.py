@@ -7,7 +7,6 @@ import json
 import os
 import resource
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -28,7 +27,7 @@ from selfsup.data.digits import digits_splits
 from selfsup.data.folder import FolderImageDataset
 from selfsup.data.shards import META, decode_full, shard_splits
 from selfsup.errors import DataError, MissingFileError
-from tests.conftest import ROOT, TINY, free_port
+from tests.conftest import ROOT, TINY, free_port, run_python
 
 # The digits' settings, for shards written from data=digits
 DIGITS = ["data.channels=1", "data.image_size=8", "data.mean=[0.3053]", "data.std=[0.3759]"]
@@ -216,13 +215,13 @@ def test_a_run_sigkilled_mid_epoch_resumes_the_same_order(kind: str, digit_shard
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
     run_dir, log, data = tmp_path / "run", tmp_path / "order.jsonl", LOADERS[kind](digit_shards)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    killed_run = subprocess.run(_train(run_dir, data, log, 5), cwd=ROOT, env=env, capture_output=True, text=True)
+    killed_run = run_python(_train(run_dir, data, log, 5), cwd=ROOT, env=env, capture_output=True, text=True)
     assert killed_run.returncode == -signal.SIGKILL, killed_run.stderr[-3000:]
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
     killed = [s for s in _steps(log) if s[0] < at_kill]  # what ran after the checkpoint is lost, and redone
     assert 0 < at_kill < 1347 // 64 - 1, f"killed at step {at_kill}: not mid-way through the first epoch"
     log.unlink()
-    done = subprocess.run(_train(run_dir, data, log, -1), cwd=ROOT, env=env, capture_output=True, text=True)
+    done = run_python(_train(run_dir, data, log, -1), cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming from" in done.stdout
     resumed = _steps(log)
@@ -283,7 +282,7 @@ def test_memory_stays_flat_streaming_a_set_larger_than_the_memory_cap(tmp_path: 
     script = tmp_path / "cap.py"
     script.write_text(STREAM_UNDER_A_CAP)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run(
+    p = run_python(
         [sys.executable, str(script), str(tmp_path / "shards"), str(headroom), str(size)],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
