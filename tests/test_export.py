@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ from selfsup.cli import train as train_cli
 from selfsup.export import CARD, CONFIG, WEIGHTS, export_encoder, load_exported
 from selfsup.owned_dir import MARKER
 from selfsup.pipeline import run
-from tests.conftest import ROOT, TINY, launch, run_python
+from tests.conftest import ROOT, TINY, launch
 
 # Runs in a fresh interpreter: timm and safetensors only.
 PLAIN_TIMM = r"""
@@ -59,7 +60,7 @@ def test_a_trained_timm_run_loads_in_plain_timm(composed, tmp_path: Path) -> Non
 
     x = torch.randn(6, 1, 8, 8)
     torch.save(x, tmp_path / "x.pt")
-    p = run_python(
+    p = subprocess.run(  # a fresh process (not tests/command_server.py's fork): it must not import selfsup
         [sys.executable, "-c", PLAIN_TIMM, str(export), str(tmp_path / "x.pt"), str(tmp_path / "f.pt")],
         capture_output=True,
         text=True,

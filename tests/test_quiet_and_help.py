@@ -4,6 +4,7 @@ options, and examples)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,11 +14,13 @@ NOTICES = ("GPU available", "TPU available", "litlogger", "was configured so 100
 
 
 def test_lightning_notices_only_with_verbose(tmp_path: Path) -> None:
-    """Real processes: in this one, other tests' runs have already configured Lightning's loggers."""
+    """Fresh processes (not tests/command_server.py's forks): in this one other tests' runs have
+    configured Lightning's loggers, and in the server Lightning is imported before Hydra configures
+    logging, which disables the loggers that exist by then."""
 
     def train(*extra: str) -> str:
         argv = [sys.executable, "train.py", *TINY, "eval.baselines=[]", "trainer.log_every_n_steps=50", *extra]
-        p = run_python(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]
         return p.stdout + p.stderr
 
