@@ -18,6 +18,7 @@ PARTS = ("bench_train.py gpu", "bench_train.py p1", "bench_train.py views", "ben
          "bench_peers.py", "train.py experiment=cifar10_speedrun_short", "pytest -m gpu")  # fmt: skip
 
 
+@pytest.mark.readme  # the docs' `bash scripts/gpu_evidence.sh`, run for real (dry): in make test-readme
 def test_dry_run_runs_every_part_and_writes_the_report(tmp_path: Path) -> None:
     fake_data.make_cifar_npz(tmp_path / "cifar10.npz", n_train=64, n_test=32)
     out, work = tmp_path / "out", tmp_path / "work"

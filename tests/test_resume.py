@@ -7,9 +7,7 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
 from tests.conftest import ROOT, TINY, run_python
+from tests.kill_at_step import kill_at
 from tests.test_train_options import run_dir_bytes
 
 ARGS = [*TINY, "data.batch_size=32"]  # the epochs and batches of each run: RUNS
@@ -46,16 +45,10 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, metho
     p = run_python(_cmd(ref, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 
-    proc = subprocess.Popen(
-        _cmd(killed, method), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    # Killed at the start of epoch 1's fifth step (8 steps an epoch), after epoch 0's checkpoint.
+    p = run_python([*_cmd(killed, method), *kill_at(12)], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
     ckpt = killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert at_kill["epoch"] < epochs - 1
