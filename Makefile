@@ -22,7 +22,8 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
-## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts).
+## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts);
+## 16 min on 2 cores.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
@@ -30,8 +31,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-## Every command of the README and the docs pages run for real, shortened (about 15 min on 2 cores: ~30 train.py processes,
-## each paying torch + Lightning's import). The default run composes every one of them.
+## Every command of the README and the docs pages run for real, shortened, with make train's full run and the GPU
+## evidence script's dry run (about 14 min on 2 cores). The default run composes every one of them.
 test-readme: $(STAMP)
 	$(BIN)/python -m pytest -m readme $(ARGS)
 
@@ -45,7 +46,7 @@ test-slurm: $(STAMP)
 test-docker: $(STAMP)
 	$(BIN)/python -m pytest -m docker $(ARGS)
 
-## Only the offline-install test (5 min on 2 busy cores, 1.6 min of CPU; the first run also installs
+## Only the offline-install test (3 min on 2 cores; the first run also installs
 ## torch into .cache/, about 2 min more; needs PyPI): a fresh venv with torch and torchvision alone
 ## installs a wheelhouse with --no-index and trains one epoch.
 test-offline: $(STAMP)

@@ -3,7 +3,7 @@ commands build the small bundle for the GPU image, and a fresh venv that holds o
 torchvision installs a wheelhouse made for it with `pip install --no-index` (scripts/offline_install.sh),
 trains one epoch (and two DDP ranks) with the installed `selfsup` command, and refuses each optional option in one line.
 
-Marked slow (5 min on 2 busy cores once torch is cached, 1.6 min of it CPU; the first run installs
+Marked slow (3 min on 2 cores once torch is cached; the first run installs
 torch, about 2 min more): it downloads from PyPI, builds a venv and trains in it; `make
 test-offline` runs it. Wheels and the torch install are kept in `.cache/offline-install/`
 (git-ignored), so a rerun downloads little.
