@@ -23,7 +23,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 ## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts);
-## 16 min on 2 cores.
+## 17 min on 2 cores.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
@@ -32,11 +32,11 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
 ## Every command of the README and the docs pages run for real, shortened, with make train's full run and the GPU
-## evidence script's dry run (about 14 min on 2 cores). The default run composes every one of them.
+## evidence script's dry run (about 10 min on 2 cores). The default run composes every one of them.
 test-readme: $(STAMP)
 	$(BIN)/python -m pytest -m readme $(ARGS)
 
-## Only the SLURM tests (about 4 min on 2 cores): start a single-node SLURM here (needs root;
+## Only the SLURM tests (about 5 min on 2 cores): start a single-node SLURM here (needs root;
 ## without root they skip, saying so) and submit sweeps to it.
 test-slurm: $(STAMP)
 	$(BIN)/python -m pytest -m slurm $(ARGS)
