@@ -108,11 +108,11 @@ OBJECTIVE_ROWS = (
 )
 
 
-def _baseline_sweeps() -> tuple[str, ...]:
-    """The sweep folders a `collect.py --baselines` command reads: their runs keep the baseline rows
-    that TINY (debug=fast) leaves out."""
-    collects = [c for c in readme_commands() if c.startswith("python scripts/collect.py") and "--baselines" in c]
-    return tuple(shlex.split(c)[2] for c in collects)
+# The sweep folders a `collect.py --baselines` command reads: their runs keep the baseline rows that
+# TINY (debug=fast) leaves out.
+BASELINE_SWEEPS = tuple(
+    shlex.split(c)[2] for c in readme_commands() if c.startswith("python scripts/collect.py") and "--baselines" in c
+)
 
 
 def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
@@ -129,7 +129,7 @@ def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
     # TINY (debug=fast) shortens the run; a key the command sets itself (a swept value, say) wins over
     # it, except the epochs, which are TINY's.
     kept = [a for a in args if not a.startswith("trainer.max_epochs=")]
-    if any(sweep in cmd for sweep in _baseline_sweeps()) and "eval.baselines=" not in cmd:
+    if any(sweep in cmd for sweep in BASELINE_SWEEPS) and "eval.baselines=" not in cmd:
         kept.append("eval.baselines=[random_init,raw_pixels]")
     where = f"hydra.sweep.dir={out}" if "-m" in args else f"hydra.run.dir={out}"
     return [sys.executable, "train.py", *kept, *TINY, *roots, where]
@@ -380,7 +380,7 @@ def test_the_cifar10_release_command(tmp_path: Path) -> None:
     release = fake_data.make_cifar_pickles(tmp_path / "release")
     with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
         tar.add(release / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    p = run_python(["bash", "-c", unpack.pop()], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(["bash", "-c", unpack.pop()], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     splits = cifar_splits(str(tmp_path / "data" / "cifar10"))
     assert (len(splits.train), len(splits.test), splits.num_classes) == (50, 20, 10)

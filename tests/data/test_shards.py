@@ -28,6 +28,7 @@ from selfsup.data.folder import FolderImageDataset
 from selfsup.data.shards import META, decode_full, shard_splits
 from selfsup.errors import DataError, MissingFileError
 from tests.conftest import ROOT, TINY, free_port, run_python
+from tests.kill_at_step import kill_at
 
 # The digits' settings, for shards written from data=digits
 DIGITS = ["data.channels=1", "data.image_size=8", "data.mean=[0.3053]", "data.std=[0.3759]"]
@@ -148,25 +149,21 @@ def test_ddp_ranks_and_workers_see_disjoint_samples_covering_the_set_each_epoch(
 
 RECORDER = textwrap.dedent(
     """
-    import json, os, signal
+    import json
     from hydra.experimental.callback import Callback
 
     class RecordOrder(Callback):
-        '''Test instrument: appends (step, indices) of every training batch to `path`; at step
-        `kill_at` (the checkpoint after the step before is written) the process SIGKILLs itself.'''
+        '''Test instrument: appends (step, indices) of every training batch to `path`.'''
 
-        def __init__(self, path, kill_at=-1):
-            self.path, self.kill_at = path, kill_at
+        def __init__(self, path):
+            self.path = path
 
         def on_job_start(self, config, **kwargs):
             from selfsup.methods.base import Method
 
-            step = Method.training_step
-            path, kill_at = self.path, self.kill_at
+            step, path = Method.training_step, self.path
 
             def training_step(module, batch, batch_idx):
-                if module.global_step == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
                 with open(path, "a") as f:
                     f.write(json.dumps([module.global_step, batch[2].tolist()]) + "\\n")
                 return step(module, batch, batch_idx)
@@ -183,13 +180,13 @@ LOADERS = {
 }
 
 
-def _train(run_dir: Path, data: list[str], log: Path, kill_at: int) -> list[str]:
+def _train(run_dir: Path, data: list[str], log: Path, *kill: str) -> list[str]:
     return [
         sys.executable, "train.py", *TINY, *data, "data.batch_size=64", "trainer.limit_train_batches=1.0",
         "trainer.max_epochs=2", "checkpoint_every_n_steps=1", "eval.metrics.enabled=false",
         "eval.online_probe=false", f"hydra.run.dir={run_dir}",
         "+hydra.callbacks.record._target_=shard_order_recorder.RecordOrder", f"+hydra.callbacks.record.path={log}",
-        f"+hydra.callbacks.record.kill_at={kill_at}",
+        *kill,
     ]  # fmt: skip
 
 
@@ -215,13 +212,13 @@ def test_a_run_sigkilled_mid_epoch_resumes_the_same_order(kind: str, digit_shard
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1"}
     run_dir, log, data = tmp_path / "run", tmp_path / "order.jsonl", LOADERS[kind](digit_shards)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    killed_run = run_python(_train(run_dir, data, log, 5), cwd=ROOT, env=env, capture_output=True, text=True)
+    killed_run = run_python(_train(run_dir, data, log, *kill_at(5)), cwd=ROOT, env=env, capture_output=True, text=True)
     assert killed_run.returncode == -signal.SIGKILL, killed_run.stderr[-3000:]
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
     killed = [s for s in _steps(log) if s[0] < at_kill]  # what ran after the checkpoint is lost, and redone
     assert 0 < at_kill < 1347 // 64 - 1, f"killed at step {at_kill}: not mid-way through the first epoch"
     log.unlink()
-    done = run_python(_train(run_dir, data, log, -1), cwd=ROOT, env=env, capture_output=True, text=True)
+    done = run_python(_train(run_dir, data, log), cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming from" in done.stdout
     resumed = _steps(log)
