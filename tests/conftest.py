@@ -42,7 +42,14 @@ def _as_overrides(node: object, prefix: str = "") -> list[str]:
 # or hands them to a tool that records a run's overrides (scripts/reproduce.py reports them).
 FAST_OVERRIDES = _as_overrides(OmegaConf.to_container(OmegaConf.load(CONFIGS / "debug" / "fast.yaml")))
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The cores shared among pytest-xdist's workers (`make test` runs `-n auto`): torch in this process,
+# and every command it starts (OMP_NUM_THREADS), uses its worker's share, so two workers on two
+# cores do not each run two threads.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+if WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+torch.set_num_threads(THREADS)
 
 # `python ...` commands as forks of one process that imported torch, Lightning and selfsup once
 # (tests/command_server.py): subprocess.run's arguments and result, without each command's imports.

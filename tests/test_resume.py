@@ -18,12 +18,12 @@ from selfsup.losses import NTXent
 from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
-from tests.conftest import ROOT, TINY, run_python
+from tests.conftest import ROOT, THREADS, TINY, run_python
 from tests.kill_at_step import kill_at
 from tests.test_train_options import run_dir_bytes
 
 ARGS = [*TINY, "data.batch_size=32"]  # the epochs and batches of each run: RUNS
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)}
 # The methods with state, over 5 short epochs: what they add to a checkpoint (MoCo's queue and key
 # encoder, BYOL's EMA target, iSogCLR's per-image temperatures) must come back exactly, with the
 # weights, optimiser, schedule, RNG and data order every method has.
