@@ -9,8 +9,9 @@ files ``out`` and ``err`` for its output), and for each forks a child that runs 
 entries go on ``sys.path``) and stdin from /dev/null. It writes ``pid N`` on FD when a child
 starts and ``exit RC`` when it ends (``-9``: killed by SIGKILL, as ``subprocess`` reports it).
 
-The server computes nothing itself, so a child starts without threads and with nothing composed
-or configured: what the command does after its imports is its own, as in a fresh process. Use it
+The server computes nothing itself beyond parsing the configs' YAML once (tests/yaml_memo.py), so a
+child starts without threads and with nothing composed or configured: what the command does after
+its imports is its own, as in a fresh process. Use it
 through :func:`run` (``tests/conftest.py``'s ``run_python``), which falls back to a real
 subprocess for anything that is not ``python ...``.
 """
@@ -85,6 +86,10 @@ def serve(response_fd: int) -> None:
     import selfsup.cli.collect  # noqa: F401
     import selfsup.cli.train  # noqa: F401
     import selfsup.pipeline  # noqa: F401
+    from tests import yaml_memo
+
+    yaml_memo.install()  # the configs' YAML parsed once, here (tests/yaml_memo.py)
+    yaml_memo.warm(ROOT / "configs", Path(hydra.__file__).parent / "conf")
 
     base_path = [p for p in sys.path if p not in ("", str(ROOT), os.getcwd())]
     respond = os.fdopen(response_fd, "w", buffering=1)

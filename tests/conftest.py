@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from selfsup.cli import make_shards as make_shards_cli
-from tests import command_server, fake_data
+from tests import command_server, fake_data, yaml_memo
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -50,6 +50,10 @@ THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
 if WORKERS > 1:
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
 torch.set_num_threads(THREADS)
+
+# Each YAML text parsed once in this process (tests/yaml_memo.py): hundreds of compositions read the
+# same config files.
+yaml_memo.install()
 
 # `python ...` commands as forks of one process that imported torch, Lightning and selfsup once
 # (tests/command_server.py): subprocess.run's arguments and result, without each command's imports.

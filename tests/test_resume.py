@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import selfsup.resume as resume_mod
+from selfsup import registry
 from selfsup.losses import NTXent
 from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
@@ -22,36 +23,37 @@ from tests.conftest import ROOT, THREADS, TINY, run_python
 from tests.kill_at_step import kill_at
 from tests.test_train_options import run_dir_bytes
 
-ARGS = [*TINY, "data.batch_size=32"]  # the epochs and batches of each run: RUNS
+ARGS = [*TINY, "data.batch_size=16", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
+EPOCHS, KILL_AT = 2, 4  # killed at the start of epoch 1's second step (3 an epoch), after epoch 0's checkpoint
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)}
-# The methods with state, over 5 short epochs: what they add to a checkpoint (MoCo's queue and key
-# encoder, BYOL's EMA target, iSogCLR's per-image temperatures) must come back exactly, with the
-# weights, optimiser, schedule, RNG and data order every method has.
-RUNS = {
-    "moco": ["method=moco", "trainer.max_epochs=5", "trainer.limit_train_batches=8", "method.module.queue_size=96"],
-    "byol": ["method=byol", "trainer.max_epochs=5", "trainer.limit_train_batches=8"],
-    "isogclr": ["loss=isogclr", "trainer.max_epochs=5", "trainer.limit_train_batches=8"],
+# Every method (selfsup.registry) with its default loss, and every loss that keeps per-image state
+# with the first method that takes it: what each adds to a checkpoint (a momentum teacher, a queue,
+# a memory bank, per-image temperatures) must come back exactly, with the weights, optimiser,
+# schedule, RNG and data order every run has.
+RUNS = {m: [f"method={m}"] for m in registry.methods()} | {
+    f"{m}-{loss}": [f"method={m}", f"loss={loss}"]
+    for loss in registry.losses()
+    if registry.forward_takes(registry.loss_class(loss), "index")
+    for m in [next(m for m in registry.methods() if loss in registry.method_losses(m))]
 }
 
 
-def _cmd(run_dir: Path, method: str) -> list[str]:
-    return [sys.executable, "train.py", *ARGS, *RUNS[method], f"hydra.run.dir={run_dir}"]
+def _cmd(run_dir: Path, case: str) -> list[str]:
+    return [sys.executable, "train.py", *ARGS, *RUNS[case], f"hydra.run.dir={run_dir}"]
 
 
 @pytest.mark.parametrize("method", list(RUNS))
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, method: str) -> None:
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    epochs = int(next(a for a in RUNS[method] if a.startswith("trainer.max_epochs=")).split("=")[1])
     p = run_python(_cmd(ref, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 
-    # Killed at the start of epoch 1's fifth step (8 steps an epoch), after epoch 0's checkpoint.
-    p = run_python([*_cmd(killed, method), *kill_at(12)], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    p = run_python([*_cmd(killed, method), *kill_at(KILL_AT)], cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
     ckpt = killed / "checkpoints" / "last.ckpt"
     assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
     at_kill = torch.load(ckpt, map_location="cpu", weights_only=False)
-    assert at_kill["epoch"] < epochs - 1
+    assert at_kill["epoch"] < EPOCHS - 1
     seconds_before = at_kill["callbacks"]["Timer"]["time_elapsed"]["train"]
 
     p = run_python(_cmd(killed, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
@@ -76,7 +78,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, metho
     # metrics.csv holds every epoch once: the rows before the checkpoint kept, the rest logged anew.
     with open(killed / "metrics.csv") as f:
         logged = [r["epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
-    assert logged == [str(e) for e in range(epochs)], logged
+    assert logged == [str(e) for e in range(EPOCHS)], logged
 
 
 def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from selfsup.build import ConfigError, build_datamodule, check_epoch_has_a_step
 from selfsup.dist import planned_world_size
@@ -48,6 +48,14 @@ NEEDS[("experiment", "dcl_batch_reduced")] = ["data.root={fashion_mnist}"]
 GPU_ONLY = {("trainer", "gpu")}
 # Every run here is composed with it already (tests/conftest.py's TINY): not a second time on its own.
 EVERY_RUN = {("debug", "fast")}
+# The options train.yaml chooses itself (backbone=small_cnn, data=digits, ...) compose the default
+# run, which tests/methods/test_contract.py trains (method=simclr with loss=ntxent): not again here.
+DEFAULT_RUN = {
+    (group, option)
+    for entry in OmegaConf.load(CONFIGS / "train.yaml").defaults
+    if isinstance(entry, DictConfig)
+    for group, option in entry.items()
+}
 
 
 def all_options() -> list[tuple[str, str]]:
@@ -58,7 +66,7 @@ def all_options() -> list[tuple[str, str]]:
 def _params() -> list[object]:
     out = []
     for group, option in all_options():
-        if (group, option) in ELSEWHERE | DRY_RUN | EVERY_RUN or group in CONTRACT:
+        if (group, option) in ELSEWHERE | DRY_RUN | EVERY_RUN | DEFAULT_RUN or group in CONTRACT:
             continue
         marks = [pytest.mark.gpu] if (group, option) in GPU_ONLY else []
         out.append(pytest.param(group, option, marks=marks, id=f"{group}={option}"))

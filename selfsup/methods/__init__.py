@@ -1,4 +1,10 @@
-"""Lightning modules on one contract (:mod:`selfsup.methods.base`): views -> backbone -> head -> loss."""
+"""Lightning modules on one contract (:mod:`selfsup.methods.base`): views -> backbone -> head -> loss.
+
+A method is found from its config: ``configs/method/NAME.yaml`` names its class by module
+(``selfsup.methods.NAME.Class``), and :mod:`selfsup.registry` reads every such config, so a new
+method is its module, its config and its test, with no line here. The names below are those a
+run's saved ``config.yaml`` may name (``selfsup.methods.MoCo``), so every such run still loads.
+"""
 
 from selfsup.methods.barlow import BarlowTwins
 from selfsup.methods.base import Method

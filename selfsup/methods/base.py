@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from selfsup import registry
 from selfsup.augment import ViewPipeline, Views
 from selfsup.schema import Positive
 
@@ -123,12 +124,25 @@ class Method(L.LightningModule):
             or in eval mode, the layouts give the same outputs.
     """
 
+    # Capabilities, read by the refusals below and by selfsup.registry (which phrases them from
+    # every registered method, so a refusal names what would work).
     #: Multi-crop's small local views are used by this method (False: it refuses them).
     local_views_ok = True
     #: The method cannot train without ``predictor``.
     needs_predictor = False
     #: The method passes a mixed batch's ``mix`` to its loss (False: it refuses ``augment.mix``).
     mix_ok = True
+
+    @classmethod
+    def splits_heads(cls) -> bool:
+        """Whether the method splits a multi-head projector (``head=multi``): it keeps the default
+        :meth:`objective`, which sums one loss term per head."""
+        return cls.objective is Method.objective
+
+    @classmethod
+    def takes_mix(cls, loss: type) -> bool:
+        """Whether the method, with loss class ``loss``, trains on a mixed batch's soft targets."""
+        return cls.mix_ok and registry.forward_takes(loss, "mix")
 
     def __init__(
         self,
@@ -156,27 +170,29 @@ class Method(L.LightningModule):
             )
         if not self.local_views_ok and int(getattr(view_maker, "local_views", 0) or 0):
             raise ValueError(
-                f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop is for simclr)"
+                f"{type(self).__name__} uses global views only; set augment.local_views=0 (multi-crop's local "
+                f"views are used by {registry.methods_where(lambda m: m.local_views_ok)})"
             )
         #: The keyword arguments the loss's ``forward`` takes (``mix``, ``index``).
         self.loss_takes = frozenset(inspect.signature(loss.forward).parameters)
         mixer = getattr(view_maker, "mix", None)
-        if mixer is not None:
-            if not (self.mix_ok and "mix" in self.loss_takes):
-                who = f"loss {type(loss).__name__}" if self.mix_ok else type(self).__name__
-                raise ValueError(
-                    f"{who} has no soft targets for mixed views; set augment.mix=null "
-                    f"({type(mixer).__name__}'s soft targets need simclr, moco or mocov3 with ntxent, dcl, dclw or hcl)"
-                )
+        if mixer is not None and not self.takes_mix(type(loss)):
+            who = f"loss {type(loss).__name__}" if self.mix_ok else type(self).__name__
+            raise ValueError(
+                f"{who} has no soft targets for mixed views; set augment.mix=null ({type(mixer).__name__}'s "
+                f"soft targets are taken by {registry.pairs(lambda m, lo: m.takes_mix(lo))})"
+            )
         if hasattr(head, "split"):  # a multi-head projector: one loss term per head, summed in objective
-            if type(self).objective is not Method.objective:
+            if not self.splits_heads():
                 raise ValueError(
                     f"{type(self).__name__} has its own objective and does not split a multi-head projector; "
-                    "use head=mlp (head=multi works with simclr, barlow, vicreg)"
+                    f"use head=mlp (head=multi works with {registry.methods_where(lambda m: m.splits_heads())})"
                 )
             if "index" in self.loss_takes:
+                one_state = registry.pairs(lambda m, lo: m.splits_heads() and not registry.forward_takes(lo, "index"))
                 raise ValueError(
-                    f"loss {type(loss).__name__} keeps per-image state and takes one projector; use head=mlp"
+                    f"loss {type(loss).__name__} keeps per-image state and takes one projector; use head=mlp "
+                    f"(head=multi works with {one_state})"
                 )
         if self.needs_predictor and predictor is None:
             raise ValueError(f"{type(self).__name__} needs method.module.predictor (an MLPHead partial)")

@@ -23,7 +23,15 @@ LOSSES = {
     "dcl": lambda: DCL(temperature=0.3),
     "dclw": lambda: DCLW(temperature=0.3, sigma=0.5, weight_detach=False, weight_scope="global"),
     "hcl": lambda: HCL(temperature=0.3, beta=1.0, tau_plus=0.1),
+    # Feature transformation (tests/losses/test_feature_transform.py), given the same draws on every
+    # rank: λ, μ and the global batch's permutation.
+    "ntxent_ft": lambda: _seeded(NTXent(temperature=0.3, ft_pos_alpha=2.0, ft_neg_alpha=1.6)),
 }
+
+
+def _seeded(loss: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(11)
+    return loss
 
 
 def _global_batch() -> torch.Tensor:

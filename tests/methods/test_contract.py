@@ -1,53 +1,64 @@
-"""The method contract, parametrised over the registry: every option of configs/method/ with every
-loss it declares trains two steps on digits and writes a complete run directory; a method class
-without a config, or a config without its distributed test, fails here."""
+"""The method contract, parametrised over the registry (selfsup/registry.py): every method and every
+loss trains two steps on digits and writes a complete run directory; every pair of a method and a
+loss it accepts is built with a batch mix, and every method with multi-crop (built, or refused in
+one line); a method class without a config, or a loss no method accepts, fails here."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import math
+import pkgutil
+import re
 
 import pytest
 import torch
-from hydra.utils import get_class
-from omegaconf import OmegaConf
 
 import selfsup.methods
+from selfsup import registry
 from selfsup.build import ConfigError, build_module, load_trained
 from selfsup.export import load_exported
 from selfsup.methods.base import Method
 from selfsup.pipeline import run
-from tests.conftest import CONFIGS
-from tests.methods.test_distributed_methods import PATHS
 
-METHODS = sorted(p.stem for p in (CONFIGS / "method").glob("*.yaml"))
-
-
-def _declared(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(CONFIGS / "method" / f"{name}.yaml"))["method"]  # type: ignore[index]
-
-
+METHODS = registry.methods()
 #: The augment options that mix one view (they set ``augment.mix``).
-MIXES = sorted(p.stem for p in (CONFIGS / "augment").glob("*.yaml") if OmegaConf.load(p).get("mix") is not None)
-CASES = [(m, loss) for m in METHODS for loss in _declared(m)["losses"]]
+MIXES = registry.mixes()
+CASES = [(m, loss) for m in METHODS for loss in registry.method_losses(m)]
+# The runs that train end to end: every method with its default loss, then every loss no method has
+# as its default with the first method that accepts it. Every other pair's objective, gradients and
+# state are checked by tests/methods/test_distributed_methods.py (one and two processes).
+RUNS = [(m, registry.method_losses(m)[0]) for m in METHODS]
+RUNS += [
+    (next(m for m in METHODS if loss in registry.method_losses(m)), loss)
+    for loss in registry.losses()
+    if loss not in {default for _, default in RUNS}
+]
 
 
-def test_every_method_class_has_a_config_and_a_distributed_test() -> None:
-    classes = {c for _, c in inspect.getmembers(selfsup.methods, inspect.isclass) if issubclass(c, Method)} - {Method}
-    targets = {get_class(_declared(m)["module"]["_target_"]) for m in METHODS}
-    assert classes == targets, f"method classes without a configs/method/ option: {classes - targets}"
-    assert all(issubclass(t, Method) for t in targets)
-    assert set(METHODS) <= set(PATHS), f"methods without a 2-process test: {set(METHODS) - set(PATHS)}"
-    declared = {loss for m in METHODS for loss in _declared(m)["losses"]}
-    options = {p.stem for p in (CONFIGS / "loss").glob("*.yaml")}
-    assert options <= declared, f"loss options no method declares (so none trains them): {options - declared}"
+def test_every_method_class_has_a_config_and_every_loss_a_method() -> None:
+    """The registry and the code agree: each Method subclass defined in a module of
+    selfsup/methods/ is some config's class, each loss option is accepted by some method, and each
+    accepted loss exists."""
+    classes = set()
+    for info in pkgutil.iter_modules(selfsup.methods.__path__, "selfsup.methods."):
+        module = importlib.import_module(info.name)
+        for _, c in inspect.getmembers(module, inspect.isclass):
+            if issubclass(c, Method) and c.__module__ == module.__name__ and not c.__name__.startswith("_"):
+                classes.add(c)
+    abstract = {c for c in classes if any(issubclass(o, c) and o is not c for o in classes)} | {Method}
+    targets, concrete = {registry.method_class(m) for m in METHODS}, classes - abstract
+    assert concrete == targets, f"method classes without a configs/method/ option: {concrete - targets}"
     for m in METHODS:
-        for loss in _declared(m)["losses"]:
-            assert (CONFIGS / "loss" / f"{loss}.yaml").is_file(), f"method={m} declares loss={loss}: no such option"
+        cls = registry.method_class(m)
+        assert cls.__module__ == f"selfsup.methods.{m}", f"method={m}: its class lives in selfsup/methods/{m}.py"
+    declared = {loss for m in METHODS for loss in registry.method_losses(m)}
+    assert set(registry.losses()) <= declared, f"loss options no method accepts: {set(registry.losses()) - declared}"
+    assert declared <= set(registry.losses()), f"accepted losses without a config: {declared - set(registry.losses())}"
 
 
-@pytest.mark.parametrize("method,loss", CASES)
+@pytest.mark.parametrize("method,loss", RUNS)
 def test_method_trains_two_steps_and_writes_a_complete_run_directory(composed, tmp_path, method, loss) -> None:  # type: ignore[no-untyped-def]
     cfg = composed(f"method={method}", f"loss={loss}", "eval.baselines=[]", "eval.metrics.final_lidar_images=64")
     run_dir = tmp_path / "run"
@@ -71,7 +82,7 @@ def test_method_trains_two_steps_and_writes_a_complete_run_directory(composed, t
         )
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if "dclw" not in _declared(m)["losses"]])
+@pytest.mark.parametrize("method", [m for m in METHODS if "dclw" not in registry.method_losses(m)])
 def test_an_undeclared_loss_fails_before_anything_is_written(composed, tmp_path, method) -> None:  # type: ignore[no-untyped-def]
     cfg = composed(f"method={method}", "loss=dclw")
     with pytest.raises(ConfigError, match=f"method={method} does not accept loss=dclw; method={method} accepts loss="):
@@ -105,21 +116,38 @@ def test_optimiser_trains_the_predictor_but_not_the_teacher(composed) -> None:  
     assert all(not p.requires_grad for p in module.momentum_teacher.parameters())
 
 
-@pytest.mark.parametrize(
-    "method,loss,who",
-    [
-        ("simclr", "align_uniform", "loss AlignUniform"),
-        ("barlow", "barlow", "loss BarlowTwinsLoss"),
-        ("npid", "ntxent", "NPID"),
-    ],
-)
+@pytest.mark.parametrize("method,loss", CASES)
+def test_a_mix_builds_where_a_soft_target_takes_it_and_is_refused_elsewhere(composed, method, loss) -> None:  # type: ignore[no-untyped-def]
+    """Every method and loss with a mix: built where the method passes soft targets and the loss
+    takes them, refused in one line that names the pairs that would work otherwise."""
+    cfg = composed(f"method={method}", f"loss={loss}", f"augment={MIXES[0]}")
+    cls, loss_cls = registry.method_class(method), registry.loss_class(loss)
+    if cls.mix_ok and registry.forward_takes(loss_cls, "mix"):
+        assert build_module(cfg) is not None
+        return
+    who = f"loss {loss_cls.__name__}" if cls.mix_ok else cls.__name__
+    with pytest.raises(ConfigError) as refused:
+        build_module(cfg)
+    message = str(refused.value)
+    assert message.startswith(f"method.module: {who} has no soft targets for mixed views; set augment.mix=null")
+    assert "\n" not in message
+    for m, ls in CASES_TAKING_MIX.items():
+        assert f"method={m} with loss={'|'.join(ls)}" in message, message
+
+
+#: The pairs that take a mix, from the classes' own capabilities (what the refusal names).
+CASES_TAKING_MIX = {
+    m: [lo for lo in registry.method_losses(m) if registry.method_class(m).takes_mix(registry.loss_class(lo))]
+    for m in METHODS
+}
+CASES_TAKING_MIX = {m: ls for m, ls in CASES_TAKING_MIX.items() if ls}
+
+
 @pytest.mark.parametrize("mix", MIXES)
-def test_a_mix_is_refused_where_no_soft_target_takes_it(composed, method, loss, who, mix) -> None:  # type: ignore[no-untyped-def]
-    refusal = f"method.module: {who} has no soft targets for mixed views; set augment.mix=null"
-    with pytest.raises(ConfigError, match=refusal):
-        build_module(composed(f"method={method}", f"loss={loss}", f"augment={mix}"))
-    for ok in ("simclr", "moco"):
-        assert build_module(composed(f"method={ok}", "loss=hcl", f"augment={mix}")) is not None
+def test_every_mix_builds_with_the_pairs_that_take_it(composed, mix) -> None:  # type: ignore[no-untyped-def]
+    assert CASES_TAKING_MIX, f"no registered method and loss take a mix: augment={mix} cannot train"
+    for method, losses in CASES_TAKING_MIX.items():
+        assert build_module(composed(f"method={method}", f"loss={losses[-1]}", f"augment={mix}")) is not None
 
 
 @pytest.mark.parametrize("method", ["moco", "simclr"])
@@ -142,22 +170,33 @@ def test_hard_negatives_and_feature_transformation_train(composed, tmp_path, met
     assert cfg.loss.mochi_hardest == 16 and not (tmp_path / "run" / "FAILED").exists()
 
 
-def test_multicrop_is_refused_by_two_view_methods(composed) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match="method.module: BYOL uses global views only; set augment.local_views=0"):
-        build_module(composed("method=byol", "augment.local_views=2"))
-    assert build_module(composed("method=simclr", "augment.local_views=2")) is not None
+@pytest.mark.parametrize("method", METHODS)
+def test_multicrop_builds_where_the_method_uses_local_views_and_is_refused_elsewhere(composed, method) -> None:  # type: ignore[no-untyped-def]
+    cfg = composed(f"method={method}", "augment.local_views=2")
+    cls = registry.method_class(method)
+    if cls.local_views_ok:
+        assert build_module(cfg) is not None
+        return
+    users = [m for m in METHODS if registry.method_class(m).local_views_ok]
+    refusal = (
+        f"method.module: {cls.__name__} uses global views only; set augment.local_views=0 "
+        f"(multi-crop's local views are used by method={'|'.join(users)})"
+    )
+    with pytest.raises(ConfigError, match=re.escape(refusal)):
+        build_module(cfg)
 
 
 def test_state_updates_once_per_optimiser_step(composed, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """With 2 batches per optimiser step, the teacher moves after steps 0 and 1 of 2, not per batch."""
     calls: list[tuple[int, int]] = []
-    original = selfsup.methods.BYOL.after_optimizer_step
+    byol = registry.method_class("byol")
+    original = byol.after_optimizer_step
 
     def spy(self, step: int, total: int) -> None:  # type: ignore[no-untyped-def]
         calls.append((step, total))
         original(self, step, total)
 
-    monkeypatch.setattr(selfsup.methods.BYOL, "after_optimizer_step", spy)
+    monkeypatch.setattr(byol, "after_optimizer_step", spy)
     cfg = composed(
         "method=byol", "trainer.limit_train_batches=4", "trainer.accumulate_grad_batches=2", "eval.baselines=[]"
     )

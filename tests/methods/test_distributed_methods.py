@@ -1,171 +1,165 @@
-"""Two gloo processes == one process: every method's loss path (values and gradients, Barlow's and
-VICReg's global batch statistics included), and MoCo's queue, NPID's bank and iSogCLR's
-per-image state after an update."""
+"""Two gloo processes == one process, for every method with every loss it accepts (the registry,
+:mod:`selfsup.registry`): the loss, the gradients DDP averages, and the whole state after an
+optimiser step (momentum teachers, queues, memory banks, per-image temperatures, and whatever a
+method adds), on the same views.
+
+Each rank runs the method's real objective on its half of a global batch of views made once; the
+single process runs it on the whole batch. Batch norm reads running statistics (eval mode): what
+differs between the layouts is then only what the method and its loss gather across ranks, which
+is what this checks. A method's own randomness must not depend on how the batch is split (a draw
+of a fixed size, or per image), as the contract says (selfsup/methods/base.py)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from omegaconf import DictConfig
 from torch import Tensor
 
-from selfsup.losses import (
-    AMCL,
-    DCL,
-    DCLW,
-    HCL,
-    AlignUniform,
-    BarlowTwinsLoss,
-    BYOLLoss,
-    ISogCLR,
-    NTXent,
-    SimSiamLoss,
-    VICRegLoss,
-)
+from selfsup import registry
+from selfsup.augment import Views
+from selfsup.build import build_module
 from selfsup.methods._memory_bank import MemoryBank
 from selfsup.methods._queue import KeyQueue
-from tests.conftest import free_port
+from selfsup.methods.base import Method
+from tests.conftest import TINY, compose_cfg, free_port
 
-WORLD, B, V, D, K, BANK = 2, 4, 2, 6, 5, 11
-
-
-def _global(seed: int, rows: int = V * WORLD * B) -> Tensor:
-    """(V, WORLD*B, D) view-major global batch; rank r owns images r*B .. (r+1)*B - 1."""
-    return torch.randn(rows, D, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).view(V, -1, D)
+WORLD, B, IMAGES = 2, 4, 16  # B images per rank; IMAGES: the training set's size (per-image state)
+CASES = [(m, loss) for m in registry.methods() for loss in registry.method_losses(m)]
+LR = 0.05
 
 
-def _local(x: Tensor, rank: int) -> Tensor:
-    return x[:, rank * B : (rank + 1) * B].reshape(V * B, D)
+def _cfg(method: str, loss: str) -> DictConfig:
+    return compose_cfg([*TINY, f"method={method}", f"loss={loss}", "head.hidden_dims=[16]", "head.out_dim=8"])
 
 
-QUEUE = torch.randn(K, D, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
-BANK_ROWS = torch.nn.functional.normalize(_global(8, BANK * V).reshape(-1, D)[:BANK], dim=1)
-INDEX = torch.tensor([3, 0, 8, 5, 10, 1, 7, 2])  # the global batch's sample indices
-DRAWN = torch.tensor([2, 6, 4, 9])
+def _module(cfg: DictConfig) -> Method:
+    torch.manual_seed(0)
+    module = build_module(cfg).double().eval()
+    for m in module.modules():  # what Method.setup sizes from the training set
+        if hasattr(m, "resize_per_sample"):
+            m.resize_per_sample(IMAGES)
+    return module
 
 
-def _seeded(loss: torch.nn.Module) -> torch.nn.Module:
-    torch.manual_seed(11)
-    return loss
+def _views(module: Method) -> tuple[Views, Tensor]:
+    """The global batch's views (WORLD*B images) and the images' indices in the training set."""
+    torch.manual_seed(1)
+    x = torch.randint(0, 256, (WORLD * B, 1, 12, 12), dtype=torch.uint8)
+    views = module.view_maker(x)
+    index = torch.randperm(IMAGES, generator=torch.Generator().manual_seed(2))[: WORLD * B]
+    return Views([g.double() for g in views.groups], views.count, None), index
 
 
-def _amcl() -> AMCL:
-    """AMCL with φ off its zero start (the same on every rank), so temperatures differ per pair."""
-    torch.manual_seed(3)
-    loss = AMCL(dim=D, hidden=4).double()
+def _share(views: Views, index: Tensor, rank: int) -> tuple[Views, Tensor]:
+    """Rank ``rank``'s images: B of each view, view-major, as its own step sees them."""
+    groups = []
+    for g in views.groups:
+        per_view = g.view(-1, WORLD * B, *g.shape[1:])
+        groups.append(per_view[:, rank * B : (rank + 1) * B].reshape(-1, *g.shape[1:]))
+    return Views(groups, views.count, None), index[rank * B : (rank + 1) * B]
+
+
+def _step(module: Method, views: Views, index: Tensor) -> dict[str, Any]:
+    """One step: the loss, each trained parameter's gradient (averaged over the ranks, as DDP
+    does), then an SGD step and the method's update after it; the state it leaves."""
+    torch.manual_seed(3)  # the same draws on every rank and in the single process
+    loss, _, _ = module.objective(views, index)
+    loss.backward()
+    params = {n: p for n, p in module.named_parameters() if p.requires_grad}
+    grads = {n: p.grad.clone() if p.grad is not None else None for n, p in params.items()}
+    if dist.is_initialized():
+        for g in grads.values():
+            if g is not None:
+                dist.all_reduce(g)
+                g /= WORLD
+        loss = loss.detach().clone()
+        dist.all_reduce(loss)
+        loss /= WORLD
     with torch.no_grad():
-        for p in loss.phi.parameters():
-            p.copy_(0.4 * torch.randn_like(p))
-    return loss
+        for n, p in params.items():
+            if grads[n] is not None:
+                p -= LR * grads[n]
+    module.after_optimizer_step(0, 10)
+    return {"loss": loss.detach(), "grads": grads, "state": {k: v.clone() for k, v in module.state_dict().items()}}
 
 
-def _isogclr() -> ISogCLR:
-    """iSogCLR with state already written for some images (the moving average's branch too)."""
-    loss = ISogCLR(tau_lr=0.5, num_samples=BANK).double()
-    g = torch.Generator().manual_seed(5)
-    seen = torch.tensor([0, 3, 5, 6])
-    loss.u[seen] = torch.rand(4, dtype=torch.float64, generator=g) * 5 + 1
-    loss.tau[seen] = torch.rand(4, dtype=torch.float64, generator=g) * 0.5 + 0.1
-    loss.tau_grad[seen] = torch.randn(4, dtype=torch.float64, generator=g)
-    return loss
+D, K, BANK = 6, 11, 11
+BANK_INDEX = torch.tensor([3, 0, 8, 5, 10, 1, 7, 2])
 
 
-# Each method's loss call, as the method makes it: (z, k, index) -> loss; k is a detached target.
-PATHS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
-    "simclr": lambda z, k, idx: NTXent(0.3)(z, views=V),
-    "moco": lambda z, k, idx: NTXent(0.3)(z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"),
-    "moco_dclw": lambda z, k, idx: DCLW(0.3, weight_detach=False)(z, views=V, keys=k, negatives=QUEUE),
-    "mocov3": lambda z, k, idx: NTXent(0.3)(z, views=V, keys=k, batch_negatives="other_views"),
-    "moco_hcl": lambda z, k, idx: HCL(0.3, beta=1.0, tau_plus=0.1)(
-        z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"
-    ),
-    "simclr_align_uniform": lambda z, k, idx: AlignUniform()(z, views=V),
-    "simclr_isogclr": lambda z, k, idx: _isogclr()(z, views=V, index=idx),
-    "simclr_amcl": lambda z, k, idx: _amcl()(z, views=V),
-    # Feature transformation, given the same draws on every rank (λ, μ, the global batch's permutation).
-    "simclr_ft": lambda z, k, idx: _seeded(NTXent(0.3, ft_pos_alpha=2.0, ft_neg_alpha=1.6))(z, views=V),
-    "moco_ft": lambda z, k, idx: _seeded(NTXent(0.3, ft_pos_alpha=2.0, ft_neg_alpha=1.6))(
-        z, views=V, keys=k, negatives=QUEUE, batch_negatives="none"
-    ),
-    # NNCLR: support-set rows (detached, here k) are the anchors, the predictions z the candidates.
-    "nnclr": lambda z, k, idx: NTXent(0.1)(k, views=V, keys=z, batch_negatives="other_views"),
-    "npid": lambda z, k, idx: DCL(0.3)(
-        z, views=V, keys=BANK_ROWS[idx].repeat(V, 1), negatives=BANK_ROWS[DRAWN], batch_negatives="none"
-    ),
-    "byol": lambda z, k, idx: BYOLLoss()(z, k, views=V),
-    "simsiam": lambda z, k, idx: SimSiamLoss()(z, k, views=V),
-    "barlow": lambda z, k, idx: BarlowTwinsLoss(lambd=0.1)(z, views=V),
-    "vicreg": lambda z, k, idx: VICRegLoss()(z, views=V),
-}
+def _rows(seed: int, rows: int) -> Tensor:
+    return torch.randn(rows, D, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
-def _worker(rank: int, port: int, out: str) -> None:
+def _queue_and_bank(part: slice) -> dict[str, Any]:
+    """The helpers the methods keep state in, fed the images ``part`` of two global batches."""
+    torch.manual_seed(0)
+    queue = KeyQueue(size=K, dim=D).double()
+    queue.enqueue(_rows(2, WORLD * B)[part])
+    queue.enqueue(_rows(3, WORLD * B)[part])  # wraps around
+    torch.manual_seed(0)
+    bank = MemoryBank(size=BANK, dim=D).double()
+    bank.update(BANK_INDEX[part], _rows(4, WORLD * B)[part])
+    return {"keys": queue.keys.clone(), "ptr": int(queue.ptr), "bank": bank.rows.clone()}
+
+
+def _worker(rank: int, port: int, out: str, cfgs: dict[str, DictConfig]) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        results: dict[str, object] = {}
-        idx = INDEX[rank * B : (rank + 1) * B]
-        for name, path in PATHS.items():
-            z = _local(_global(0), rank).clone().requires_grad_(True)
-            loss = path(z, _local(_global(1), rank), idx)
-            loss.backward()
-            results[name] = (loss.detach(), z.grad.clone())
-        torch.manual_seed(0)
-        queue = KeyQueue(size=11, dim=D).double()
-        queue.enqueue(_local(_global(2), rank)[:B])  # the first view's keys of this rank
-        queue.enqueue(_local(_global(3), rank)[:B])  # wraps around
-        results["queue"] = (queue.keys.clone(), queue.ptr.clone())
-        torch.manual_seed(0)
-        bank = MemoryBank(size=BANK, dim=D).double()
-        bank.update(idx, _local(_global(4), rank)[:B])
-        results["bank"] = bank.rows.clone()
-        isogclr = _isogclr()
-        isogclr(_local(_global(0), rank), views=V, index=idx)
-        results["isogclr"] = isogclr.state_dict()
+        results = {}
+        for case, cfg in cfgs.items():
+            module = _module(cfg)
+            views, index = _views(module)
+            results[case] = _step(module, *_share(views, index, rank))
+        results["queue_and_bank"] = _queue_and_bank(slice(rank * B, (rank + 1) * B))
         torch.save(results, Path(out) / f"rank{rank}.pt")
         dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
-def _single(name: str) -> tuple[Tensor, Tensor]:
-    z = _global(0).reshape(V * WORLD * B, D).clone().requires_grad_(True)
-    loss = PATHS[name](z, _global(1).reshape(V * WORLD * B, D), INDEX)
-    loss.backward()
-    return loss.detach(), z.grad.view(V, WORLD * B, D)
+def _compare(got: dict[str, Any], want: dict[str, Any]) -> None:
+    torch.testing.assert_close(got["loss"], want["loss"], rtol=1e-9, atol=1e-10, msg="the loss")
+    assert got["grads"].keys() == want["grads"].keys()
+    for name, grad in want["grads"].items():
+        if grad is None:
+            assert got["grads"][name] is None, name
+        else:
+            torch.testing.assert_close(got["grads"][name], grad, rtol=1e-8, atol=1e-10, msg=f"grad of {name}")
+    assert got["state"].keys() == want["state"].keys()
+    for key, value in want["state"].items():
+        torch.testing.assert_close(got["state"][key], value, rtol=1e-8, atol=1e-10, msg=f"state {key}")
 
 
 @pytest.mark.distributed
-def test_two_processes_equal_one_for_every_method(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
-    for name in PATHS:
-        full, grad = _single(name)
-        # DDP averages: the mean of the ranks' losses is the global loss, and each rank's input
-        # gradient over the world size (the gather's backward sums over ranks) the global one.
-        assert (sum(ranks[r][name][0] for r in range(WORLD)) / WORLD).item() == pytest.approx(full.item(), abs=1e-6)
-        for r in range(WORLD):
-            torch.testing.assert_close(ranks[r][name][1] / WORLD, _local(grad, r), atol=1e-6, rtol=1e-6, msg=name)
-
-    torch.manual_seed(0)
-    queue = KeyQueue(size=11, dim=D).double()
-    queue.enqueue(_global(2)[0])  # the global batch's first-view keys, rank 0's images first
-    queue.enqueue(_global(3)[0])
-    for r in range(WORLD):
-        torch.testing.assert_close(ranks[r]["queue"][0], queue.keys)
-        assert int(ranks[r]["queue"][1]) == int(queue.ptr) == (2 * WORLD * B) % 11
-    torch.manual_seed(0)
-    bank = MemoryBank(size=BANK, dim=D).double()
-    bank.update(INDEX, _global(4)[0])
-    for r in range(WORLD):
-        torch.testing.assert_close(ranks[r]["bank"], bank.rows)
-    isogclr = _isogclr()
-    isogclr(_global(0).reshape(V * WORLD * B, D), views=V, index=INDEX)
-    for r in range(WORLD):  # every rank holds every image's state, the single process's
-        for key, value in isogclr.state_dict().items():
-            torch.testing.assert_close(ranks[r]["isogclr"][key], value, msg=key)
+def test_two_processes_equal_one_for_every_method_and_loss(tmp_path: Path) -> None:
+    """One spawn of two ranks for every case (each case's failure is named below)."""
+    cfgs = {f"{method}-{loss}": _cfg(method, loss) for method, loss in CASES}  # composed once, here
+    mp.spawn(_worker, args=(free_port(), str(tmp_path), cfgs), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    failed = []
+    for case, cfg in cfgs.items():
+        module = _module(cfg)
+        want = _step(module, *_views(module))
+        for r, got in enumerate(ranks):
+            try:
+                _compare(got[case], want)
+            except AssertionError as e:
+                failed.append(f"{case}, rank {r}: {str(e).splitlines()[0]}")
+    assert not failed, "two processes differ from one:\n" + "\n".join(failed)
+    want = _queue_and_bank(slice(None))
+    assert want["ptr"] == (2 * WORLD * B) % K
+    for got in ranks:  # the helpers methods keep state in, past their wrap-around (rank 0's images first)
+        got = got["queue_and_bank"]
+        torch.testing.assert_close(got["keys"], want["keys"])
+        torch.testing.assert_close(got["bank"], want["bank"])
+        assert got["ptr"] == want["ptr"]
