@@ -11,9 +11,8 @@ starts and ``exit RC`` when it ends (``-9``: killed by SIGKILL, as ``subprocess`
 
 The server computes nothing itself beyond parsing the configs' YAML once (tests/yaml_memo.py), so a
 child starts without threads and with nothing composed or configured: what the command does after
-its imports is its own, as in a fresh process. Use it
-through :func:`run` (``tests/conftest.py``'s ``run_python``), which falls back to a real
-subprocess for anything that is not ``python ...``.
+its imports is its own, as in a fresh process. Use it through :func:`run` (``tests/conftest.py``'s
+``run_python``), which falls back to a real subprocess for anything that is not ``python ...``.
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ def _child(req: dict[str, Any], base_path: list[str]) -> None:
 
 
 def serve(response_fd: int) -> None:
-    import hydra  # noqa: F401  (the imports every command makes, done once)
+    import hydra  # the imports every command makes, done once
     import lightning  # noqa: F401
     import timm  # noqa: F401
     import torch  # noqa: F401
