@@ -35,11 +35,11 @@ CASES = [(m, loss) for m in registry.methods() for loss in registry.method_losse
 LR = 0.05
 
 
-def _cfg(method: str, loss: str) -> DictConfig:
+def tiny_cfg(method: str, loss: str) -> DictConfig:
     return compose_cfg([*TINY, f"method={method}", f"loss={loss}", "head.hidden_dims=[16]", "head.out_dim=8"])
 
 
-def _module(cfg: DictConfig) -> Method:
+def eval_module(cfg: DictConfig) -> Method:
     torch.manual_seed(0)
     module = build_module(cfg).double().eval()
     for m in module.modules():  # what Method.setup sizes from the training set
@@ -48,7 +48,7 @@ def _module(cfg: DictConfig) -> Method:
     return module
 
 
-def _views(module: Method) -> tuple[Views, Tensor]:
+def global_views(module: Method) -> tuple[Views, Tensor]:
     """The global batch's views (WORLD*B images) and the images' indices in the training set."""
     torch.manual_seed(1)
     x = torch.randint(0, 256, (WORLD * B, 1, 12, 12), dtype=torch.uint8)
@@ -117,8 +117,8 @@ def _worker(rank: int, port: int, out: str, cfgs: dict[str, DictConfig]) -> None
     try:
         results = {}
         for case, cfg in cfgs.items():
-            module = _module(cfg)
-            views, index = _views(module)
+            module = eval_module(cfg)
+            views, index = global_views(module)
             results[case] = _step(module, *_share(views, index, rank))
         results["queue_and_bank"] = _queue_and_bank(slice(rank * B, (rank + 1) * B))
         torch.save(results, Path(out) / f"rank{rank}.pt")
@@ -143,13 +143,13 @@ def _compare(got: dict[str, Any], want: dict[str, Any]) -> None:
 @pytest.mark.distributed
 def test_two_processes_equal_one_for_every_method_and_loss(tmp_path: Path) -> None:
     """One spawn of two ranks for every case (each case's failure is named below)."""
-    cfgs = {f"{method}-{loss}": _cfg(method, loss) for method, loss in CASES}  # composed once, here
+    cfgs = {f"{method}-{loss}": tiny_cfg(method, loss) for method, loss in CASES}  # composed once, here
     mp.spawn(_worker, args=(free_port(), str(tmp_path), cfgs), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     failed = []
     for case, cfg in cfgs.items():
-        module = _module(cfg)
-        want = _step(module, *_views(module))
+        module = eval_module(cfg)
+        want = _step(module, *global_views(module))
         for r, got in enumerate(ranks):
             try:
                 _compare(got[case], want)
