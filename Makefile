@@ -23,7 +23,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 ## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts);
-## One pytest-xdist worker per core (-n auto), an idle worker taking tests queued on the other (--dist worksteal);
+## one pytest-xdist worker per core (-n auto), an idle worker taking tests queued on the other (--dist worksteal);
 ## about 9 min on 2 cores (11 min on a clean clone, with the .venv install).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist worksteal $(ARGS)

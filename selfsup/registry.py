@@ -59,6 +59,11 @@ def method_losses(name: str) -> list[str]:
     return list(node("method", name)["method"]["losses"])
 
 
+def methods_accepting(loss: str) -> list[str]:
+    """The ``method=`` options that accept ``loss=LOSS``."""
+    return [m for m in methods() if loss in method_losses(m)]
+
+
 def losses() -> list[str]:
     """The ``loss=`` options."""
     return options("loss")

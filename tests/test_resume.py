@@ -31,10 +31,9 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)}
 # a memory bank, per-image temperatures) must come back exactly, with the weights, optimiser,
 # schedule, RNG and data order every run has.
 RUNS = {m: [f"method={m}"] for m in registry.methods()} | {
-    f"{m}-{loss}": [f"method={m}", f"loss={loss}"]
+    f"{registry.methods_accepting(loss)[0]}-{loss}": [f"method={registry.methods_accepting(loss)[0]}", f"loss={loss}"]
     for loss in registry.losses()
     if registry.forward_takes(registry.loss_class(loss), "index")
-    for m in [next(m for m in registry.methods() if loss in registry.method_losses(m))]
 }
 
 

@@ -31,7 +31,7 @@ CASES = [(m, loss) for m in METHODS for loss in registry.method_losses(m)]
 # state are checked by tests/methods/test_distributed_methods.py (one and two processes).
 RUNS = [(m, registry.method_losses(m)[0]) for m in METHODS]
 RUNS += [
-    (next(m for m in METHODS if loss in registry.method_losses(m)), loss)
+    (registry.methods_accepting(loss)[0], loss)
     for loss in registry.losses()
     if loss not in {default for _, default in RUNS}
 ]
