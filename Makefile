@@ -32,8 +32,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-## Every command of the README and the docs pages run for real, shortened, with make train's full run and the GPU
-## evidence script's dry run (about 10 min on 2 cores). The default run composes every one of them.
+## Every command of the README and the docs pages run for real, shortened (make lint among them), with make train's
+## full run, the GPU evidence script's dry run and docs/extending.md's worked examples in a copy of the project
+## (about 15 min on 2 cores). The default run composes every one of them.
 test-readme: $(STAMP)
 	$(BIN)/python -m pytest -m readme $(ARGS)
 

@@ -108,13 +108,19 @@ def _check_component(cfg: DictConfig, key: str, node: DictConfig) -> None:
                 continue
             raise ConfigError(f"{full}: {target} has no argument {name!r}; it accepts {sorted(params)}")
         child = node._get_node(name)
-        if isinstance(child, DictConfig) and "_target_" in child:
+        if _is_component(child):
             continue  # a component of its own, checked on its own
+        if isinstance(child, ListConfig) and len(child) and all(_is_component(c) for c in child):
+            continue  # a list of components (augment.ops), each checked on its own
         for adapter in params[name]:
             try:
                 adapter.validate_python(_resolved(cfg, full), strict=True)
             except ValidationError as e:
                 raise _config_error(cfg, full, e) from None
+
+
+def _is_component(node: Any) -> bool:
+    return isinstance(node, DictConfig) and "_target_" in node
 
 
 @functools.cache

@@ -26,6 +26,8 @@ RUNNERS = {"make test", "make test-slow"}
 SHARED_CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10.py"
 
 
+# An untitled shell block. A titled one (```bash title="try it"```) belongs to a worked example of
+# docs/extending.md, whose files do not exist here: tests/test_extending.py runs it in a copy.
 SHELL_BLOCK = re.compile(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", flags=re.S | re.M)
 
 
@@ -346,6 +348,8 @@ def test_make_train_meets_the_digits_target(tmp_path: Path) -> None:
     assert results["metrics"]["linear_top1"] > results["baselines"]["random_init"]["linear_top1"]
 
 
+# readme: on a clean clone mypy starts without its cache, and `make lint` takes minutes.
+@pytest.mark.readme
 def test_make_lint() -> None:
     p = _run(["make", "lint"])
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -50,6 +50,11 @@ REFUSED = [
         ["augment=randaugment", "augment.randaugment.num_ops=-1"],
         "augment.randaugment.num_ops=-1: must be greater than or equal to 0",
     ),
+    (
+        ["augment.ops=[{_target_:selfsup.augment.RandAugment,num_ops:-1}]"],
+        "augment.ops[0].num_ops=-1: must be greater than or equal to 0",
+    ),
+    (["augment.ops=[3]"], "augment.ops[0]=3: must be an instance of Module"),
     (["optim.scheduler.warmup_epochs=-1"], "optim.scheduler.warmup_epochs=-1: must be greater than or equal to 0"),
     (["optim.lr_scaling.rule=cubic"], "optim.lr_scaling.rule='cubic': must be 'none', 'linear' or 'sqrt'"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be greater than 0"),

@@ -12,8 +12,9 @@ class BatchMix(nn.Module):
     """Mixes each image of one view with a partner from the same batch and reports how.
 
     A subclass draws the mixed pictures and their λ (the fraction of each picture that is
-    its own image) in :meth:`paste`; this class draws the partner permutation, keeps each
-    image unmixed with probability ``1 - p`` (λ = 1) and checks the settings.
+    its own image) in :meth:`paste`, and may choose the partners (:meth:`partners`: a random
+    permutation); this class keeps each image unmixed with probability ``1 - p`` (λ = 1) and
+    checks the settings.
 
     Args:
         p: probability that an image is mixed.
@@ -30,6 +31,10 @@ class BatchMix(nn.Module):
         self.p = p
         self.view = view
 
+    def partners(self, n: int, device: torch.device) -> Tensor:
+        """(n,) the partner of each of ``n`` images: a random permutation of the batch."""
+        return torch.randperm(n, device=device)
+
     def paste(self, x: Tensor, partner: Tensor) -> tuple[Tensor, Tensor]:
         """(B, C, H, W) images and their partners' indices -> mixed images and λ (B,)."""
         raise NotImplementedError
@@ -40,7 +45,7 @@ class BatchMix(nn.Module):
         Returns:
             the mixed images, the partner permutation (B,), and λ (B,).
         """
-        partner = torch.randperm(x.shape[0], device=x.device)
+        partner = self.partners(x.shape[0], x.device)
         mixed, lam = self.paste(x, partner)
         off = torch.rand(x.shape[0], device=x.device) >= self.p
         keep = off.view(-1, 1, 1, 1)

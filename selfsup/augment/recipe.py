@@ -12,8 +12,8 @@ from typing import Any
 class ViewRecipe:
     """Settings of one view; see ``ViewMaker`` for their meaning.
 
-    ``randaugment`` and ``random_fields`` say whether this view gets the configured
-    RandAugment / random fields (they do nothing when none is configured).
+    ``randaugment``, ``random_fields`` and ``ops`` say whether this view gets the configured
+    RandAugment / random fields / ops of one's own (they do nothing when none is configured).
     """
 
     crop_scale: tuple[float, float] = (0.08, 1.0)
@@ -28,6 +28,7 @@ class ViewRecipe:
     solarize_p: float = 0.0
     randaugment: bool = True
     random_fields: bool = True
+    ops: bool = True
 
     def __post_init__(self) -> None:
         for name in ("crop_scale", "crop_ratio", "jitter", "blur_sigma"):

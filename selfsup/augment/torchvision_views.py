@@ -64,6 +64,11 @@ class TorchvisionViews(ViewPipeline):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if len(self.ops):
+            raise ValueError(
+                f"augment.ops ({', '.join(type(op).__name__ for op in self.ops)}) needs augment.backend=batched "
+                "(ops of one's own run on batches of views)"
+            )
         if self.random_fields is not None:
             raise ValueError("augment.random_fields needs augment.backend=batched (torchvision has no random fields)")
         if self.randaugment is not None and not torchvision_equivalent(self.randaugment):

@@ -55,13 +55,17 @@ class ViewPipeline(nn.Module):
         blur_kernel_frac: kernel side as a fraction of the view size (made odd, at least 3).
         solarize_p: probability of solarizing at 0.5.
         per_view: per-view overrides of the settings above, e.g. BYOL's
-            ``[{blur_p: 1.0}, {blur_p: 0.1, solarize_p: 0.2}]``; also ``randaugment`` and
-            ``random_fields`` (bool) switch those off for a view.
+            ``[{blur_p: 1.0}, {blur_p: 0.1, solarize_p: 0.2}]``; also ``randaugment``,
+            ``random_fields`` and ``ops`` (bool) switch those off for a view.
         local_views: extra small crops (multi-crop); 0 for none.
         local_size: side of the local crops.
         local_crop_scale: area fraction range of the local crops (other settings: the base recipe).
         randaugment: RandAugment after crop and flip, or None.
         random_fields: Gaussian random fields after crop and flip, or None.
+        ops: augmentation ops of one's own, applied in order after the recipe's (after solarize,
+            before normalisation; the batched backend only). Each is a module from float
+            (B, C, S, S) views in [0, 1] to the same, drawing its randomness per image
+            (docs/extending.md, "An augmentation op").
         mix: a :class:`~selfsup.augment.batch_mix.BatchMix` (CutMix, Mixup, ResizeMix) of one
             global view with a permutation of the batch, or None.
         mean: per-channel normalisation mean (in [0, 1] units).
@@ -100,6 +104,7 @@ class ViewPipeline(nn.Module):
         local_crop_scale: AreaRange = (0.05, 0.4),
         randaugment: RandAugment | None = None,
         random_fields: RandomFields | None = None,
+        ops: Sequence[nn.Module] = (),
         mix: BatchMix | None = None,
         mean: Sequence[float] = (0.5,),
         std: Sequence[Positive] = (0.5,),
@@ -129,6 +134,7 @@ class ViewPipeline(nn.Module):
         )
         self.randaugment = randaugment
         self.random_fields = random_fields
+        self.ops = nn.ModuleList(ops)
         self.mix = mix
         if mix is not None and not -views <= mix.view < views:
             raise ValueError(
@@ -174,8 +180,8 @@ class ViewMaker(ViewPipeline):
 
     Per view and image, independently: random resized crop and flip (one sampling grid),
     random fields, RandAugment, colour jitter (random order per image), grayscale, Gaussian
-    blur, solarize; then normalisation. Then the batch mix (CutMix, Mixup, ResizeMix) on one global view. Arguments: see
-    :class:`ViewPipeline`.
+    blur, solarize, the ``ops`` of one's own; then normalisation. Then the batch mix (CutMix,
+    Mixup, ResizeMix) on one global view. Arguments: see :class:`ViewPipeline`.
 
     Streamed images of varying size (``data=shards``) arrive already cropped: the DataLoader
     workers ran :meth:`full_resolution_transform` (a :class:`~selfsup.augment.sample_crops.SampleCrops`
@@ -272,6 +278,9 @@ class ViewMaker(ViewPipeline):
         if r.solarize_p > 0:
             s = _coin(b, r.solarize_p, dev).view(-1, 1, 1, 1)
             x = torch.where(s, color.solarize(x), x)
+        if r.ops:
+            for op in self.ops:
+                x = op(x)
         return x
 
 

@@ -274,6 +274,14 @@ class Method(L.LightningModule):
         return self.head
 
     @property
+    def feature_dim(self) -> int:
+        """F, the backbone's feature width (its ``num_features``), for a method's own heads."""
+        dim = getattr(self.backbone, "num_features", None)
+        if not isinstance(dim, int):
+            raise ValueError(f"{type(self).__name__} needs a backbone with an integer `num_features`")
+        return dim
+
+    @property
     def head_dim(self) -> int:
         """D, the projector's output width (its ``out_dim``)."""
         dim = getattr(self.head, "out_dim", None)

@@ -126,6 +126,49 @@ def test_per_view_recipes_are_asymmetric_and_checked() -> None:
         ViewMaker(views=2, per_view=[{}, {}, {}])
 
 
+class _Shift(torch.nn.Module):
+    """An augmentation op for the ``ops`` slot: float views in [0, 1] in, the same out."""
+
+    def __init__(self, by: float) -> None:
+        super().__init__()
+        self.by = by
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.by
+
+
+def test_ops_of_ones_own_run_in_order_after_the_recipe_on_the_views_that_take_them() -> None:
+    plain = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+    ops = [_Shift(0.5), torch.nn.Hardtanh(0.0, 1.0)]  # shift, then clamp: the order shows
+    vm = ViewMaker(
+        views=2,
+        size=8,
+        per_view=[{}, {"ops": False}],
+        local_views=2,
+        local_size=8,
+        ops=ops,
+        solarize_p=1.0,
+        mean=(0.0,),
+        std=(1.0,),
+        **plain,
+    )
+    x = torch.full((3, 1, 8, 8), 200, dtype=torch.uint8)
+    v = vm(x).groups
+    solarized = 1 - 200 / 255  # the recipe's last step, before the ops
+    assert torch.allclose(v[0][:3], torch.full_like(v[0][:3], min(solarized + 0.5, 1.0)))
+    assert torch.allclose(v[0][3:], torch.full_like(v[0][3:], solarized))  # per_view: ops off
+    assert torch.allclose(v[1], torch.full_like(v[1], min(solarized + 0.5, 1.0)))  # local views take them
+    assert [type(m) for m in vm.ops] == [_Shift, torch.nn.Hardtanh]  # submodules: moved with the model
+
+
+def test_ops_need_the_batched_backend() -> None:
+    from selfsup.augment import make_view_maker
+
+    with pytest.raises(ValueError, match=r"^augment.ops \(_Shift\) needs augment.backend=batched") as e:
+        make_view_maker(backend="torchvision", ops=[_Shift(0.1)])
+    assert "\n" not in str(e.value)
+
+
 def test_multicrop_makes_local_views_at_their_own_size() -> None:
     vm = ViewMaker(views=2, size=16, local_views=3, local_size=8, local_crop_scale=(0.1, 0.3))
     x = (torch.rand(4, 3, 20, 20) * 255).to(torch.uint8)
