@@ -15,7 +15,8 @@ What a component can do is read from its class, not from a list of names:
   takes them when its ``forward`` has a ``mix`` argument;
 - it splits a multi-head projector when it keeps :meth:`~selfsup.methods.base.Method.objective`;
 - a loss keeps per-image state when its ``forward`` takes ``index``;
-- a method needs a predictor when it sets ``needs_predictor = True``.
+- a method needs a predictor when it sets ``needs_predictor = True``;
+- a method needs a backbone's patch tokens (a Vision Transformer) when it sets ``needs_tokens = True``.
 """
 
 from __future__ import annotations

@@ -10,15 +10,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, MissingFileError
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A Vision Transformer's output tokens, after its final norm (:meth:`TimmBackbone.tokens`).
+
+    Attributes:
+        prefix: (B, P, D) the class token (and register tokens, if the model has them).
+        patches: (B, N, D) the patch tokens in grid order (row by row); with the masked ones
+            dropped, the (B, N_kept, D) kept ones, in grid order.
+        pooled: (B, F) the model's pooling of these tokens: what ``forward`` returns when nothing
+            is masked.
+    """
+
+    prefix: Tensor
+    patches: Tensor
+    pooled: Tensor
 
 
 class TimmBackbone(nn.Module):
@@ -67,7 +86,9 @@ class TimmBackbone(nn.Module):
         if cifar_stem:
             self._cifar_stem(name, in_chans)
         self.num_features: int = int(self.model.num_features)  # type: ignore[arg-type]
-        self._name, self._cifar_stem_on = name, cifar_stem
+        #: timm's name of the model (``backbone.name``).
+        self.model_name: str = name
+        self._cifar_stem_on = cifar_stem
         self._model_args: dict[str, Any] = {"in_chans": in_chans, **dict(model_kwargs or {})}
 
     def _cifar_stem(self, name: str, in_chans: int) -> None:
@@ -82,6 +103,54 @@ class TimmBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, num_features)."""
         return torch.flatten(self.model(x), 1)
+
+    @property
+    def has_tokens(self) -> bool:
+        """Whether :meth:`tokens` works: timm's VisionTransformer family (``vit_*``, ``deit_*``)."""
+        return isinstance(self.model, VisionTransformer)
+
+    def num_patches(self, size: int) -> int:
+        """N, the patch tokens of a (size, size) image."""
+        patch: tuple[int, int] = self.model.patch_embed.patch_size  # type: ignore[union-attr,assignment]
+        return (size // int(patch[0])) * (size // int(patch[1]))
+
+    def tokens(self, x: Tensor, mask: Tensor | None = None, mask_token: Tensor | None = None) -> Tokens:
+        """(B, C, H, W) images -> their :class:`Tokens`, through timm's own layers (``patch_embed``,
+        ``_pos_embed``, the blocks and the final norm, as ``forward_features``).
+
+        Args:
+            x: the images.
+            mask: (B, N) bool, True where a patch is masked, or None.
+            mask_token: (D,) with ``mask``: the masked patches' embeddings are replaced by it before
+                the position embedding (iBOT, Zhou et al. 2022; BEiT); None: the masked patches
+                are dropped after the position embedding and the encoder sees only the others
+                (MAE, He et al. 2022), every image masking as many.
+
+        Raises:
+            ValueError: the model is not a Vision Transformer, or the mask has the wrong shape or,
+                when dropping, masks a different number of patches per image.
+        """
+        if not self.has_tokens:
+            raise ValueError(f"backbone.name={self.model_name} has no patch tokens (timm's VisionTransformers have)")
+        m: Any = self.model
+        t = m.patch_embed(x)  # (B, N, D), or (B, h, w, D) with dynamic_img_size
+        b, d = t.shape[0], t.shape[-1]
+        n = t[..., 0].numel() // b
+        if mask is not None and tuple(mask.shape) != (b, n):
+            raise ValueError(f"mask: expected ({b}, {n}) (images, patches), got {tuple(mask.shape)}")
+        if mask is not None and mask_token is not None:
+            flat = t.reshape(b, n, d)
+            t = torch.where(mask[..., None], mask_token.to(flat.dtype).view(1, 1, d), flat).reshape(t.shape)
+        t = m._pos_embed(t)  # (B, P + N, D)
+        p = int(m.num_prefix_tokens)
+        if mask is not None and mask_token is None:
+            kept = (~mask).sum(1)
+            if bool((kept != kept[0]).any()):
+                raise ValueError(f"mask: dropping needs as many masked patches in every image, got {kept.tolist()}")
+            order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)[:, : int(kept[0])]  # kept, grid order
+            t = torch.cat([t[:, :p], t[:, p:].gather(1, order[..., None].expand(-1, -1, d))], dim=1)
+        t = m.norm(m.blocks(m.norm_pre(m.patch_drop(t))))
+        return Tokens(prefix=t[:, :p], patches=t[:, p:], pooled=torch.flatten(m.forward_head(t, pre_logits=True), 1))
 
     @property
     def stages(self) -> list[str]:
@@ -102,7 +171,7 @@ class TimmBackbone(nn.Module):
         """What :func:`selfsup.export.export_encoder` writes: timm's name and arguments, and the
         timm model's own state dict (its keys, so plain timm loads it)."""
         return {
-            "architecture": self._name,
+            "architecture": self.model_name,
             "model_args": dict(self._model_args),
             "cifar_stem": self._cifar_stem_on,
             "state_dict": self.model.state_dict(),

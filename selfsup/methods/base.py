@@ -81,6 +81,12 @@ def param_groups(modules: Iterable[nn.Module], exclude_bias_and_norm: bool) -> l
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
 
 
+def _backbone_name(backbone: nn.Module) -> str:
+    """The backbone as a user chose it: timm's model name (``resnet18``), else its class."""
+    name = getattr(backbone, "model_name", None)
+    return f"backbone.name={name}" if isinstance(name, str) else f"backbone {type(backbone).__name__}"
+
+
 def cosine_momentum(step: int, total: int, base: float, final: float = 1.0) -> float:
     """BYOL's / MoCo v3's schedule: ``final - (final - base) (cos(π step/total) + 1) / 2``."""
     if total <= 0:
@@ -132,6 +138,9 @@ class Method(L.LightningModule):
     needs_predictor = False
     #: The method passes a mixed batch's ``mix`` to its loss (False: it refuses ``augment.mix``).
     mix_ok = True
+    #: The method reads the backbone's patch tokens (``backbone.tokens()``: a Vision Transformer's);
+    #: it refuses a backbone without them.
+    needs_tokens = False
 
     @classmethod
     def splits_heads(cls) -> bool:
@@ -167,6 +176,11 @@ class Method(L.LightningModule):
         if forward_layout not in FORWARD_LAYOUTS:
             raise ValueError(
                 f"method.module.forward_layout={forward_layout!r}; expected one of {list(FORWARD_LAYOUTS)}"
+            )
+        if self.needs_tokens and not getattr(backbone, "has_tokens", False):
+            raise ValueError(
+                f"{type(self).__name__} needs a backbone's patch tokens, and {_backbone_name(backbone)} has none; use "
+                "a Vision Transformer (backbone=timm backbone.name=vit_tiny_patch16_224, or another of timm's vit_*)"
             )
         if not self.local_views_ok and int(getattr(view_maker, "local_views", 0) or 0):
             raise ValueError(
