@@ -242,7 +242,9 @@ class Method(L.LightningModule):
 
         Returns:
             The scalar loss, and the eval encoder's features (V*B, F) and the eval head's
-            embeddings (V*B, D) of the views, for the callbacks (detached here).
+            embeddings (V*B, D) of the views, for the callbacks (detached here). A method whose
+            eval encoder sees only some views (a teacher of the global views) returns theirs,
+            (V'*B, ·), view-major.
         """
         h = self.encode(views)  # (V*B, F)
         z = self.by_view(self.head, h, views.count)  # (V*B, D)
@@ -378,7 +380,9 @@ class Method(L.LightningModule):
         if logged is not None and self.global_step % max(1, getattr(self.trainer, "log_every_n_steps", 50)) == 0:
             for name, value in logged().items():
                 self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=y.shape[0])
-        return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(views.count)}
+        # h and z have the rows of some views of every image, view-major: all V, or fewer (a teacher
+        # that sees the global views only); the labels repeat for as many.
+        return {"loss": loss, "h": h.detach(), "z": z.detach(), "labels": y.repeat(h.shape[0] // y.shape[0])}
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

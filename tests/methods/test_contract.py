@@ -224,3 +224,23 @@ def test_the_predictor_learns_at_its_own_multiple_of_the_lr(composed, tmp_path) 
         build_module(composed("method=byol", "method.module.predictor_lr=0"))
     with pytest.raises(ConfigError, match="predictor_lr=10, but SimCLR has no predictor"):
         build_module(composed("method=simclr", "+method.module.predictor_lr=10"))
+
+
+def test_a_training_step_labels_the_rows_the_method_returns(composed) -> None:  # type: ignore[no-untyped-def]
+    """A method may return the features of some views only (a teacher of the global views): the labels
+    repeat for as many views as it returned."""
+    module = build_module(composed("method=simclr", "augment.views=3"))
+    objective = module.objective
+
+    def first_view_only(views, index):  # type: ignore[no-untyped-def]
+        loss, h, z = objective(views, index)
+        return loss, h[: index.shape[0]], z[: index.shape[0]]
+
+    module.objective = first_view_only  # type: ignore[method-assign]
+    x, y = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8), torch.tensor([3, 1, 4, 1])
+    every_view = build_module(composed("method=simclr", "augment.views=3"))
+    with pytest.warns(UserWarning, match="self.log"):  # no trainer here
+        out = module.training_step((x, y, torch.arange(4)), 0)
+        out_all = every_view.training_step((x, y, torch.arange(4)), 0)
+    assert out["h"].shape[0] == 4 and out["labels"].tolist() == [3, 1, 4, 1]
+    assert out_all["h"].shape[0] == 12 and out_all["labels"].tolist() == [3, 1, 4, 1] * 3
