@@ -11,9 +11,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -99,6 +101,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_ranks(worker: Callable[..., None], args: tuple[Any, ...], nprocs: int = 2) -> None:
+    """``torch.multiprocessing.spawn(worker, args, nprocs)`` with processes forked from this one,
+    which has imported torch and selfsup already (a spawned rank imports them again, for seconds).
+    Each rank still runs its own process group (gloo), as a DDP rank does."""
+    mp.start_processes(worker, args=args, nprocs=nprocs, join=True, start_method="fork")
 
 
 def compose_cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:

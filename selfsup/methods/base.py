@@ -292,17 +292,17 @@ class Method(L.LightningModule):
     @property
     def feature_dim(self) -> int:
         """F, the backbone's feature width (its ``num_features``), for a method's own heads."""
-        dim = getattr(self.backbone, "num_features", None)
-        if not isinstance(dim, int):
-            raise ValueError(f"{type(self).__name__} needs a backbone with an integer `num_features`")
-        return dim
+        return self._width("backbone", "num_features")
 
     @property
     def head_dim(self) -> int:
         """D, the projector's output width (its ``out_dim``)."""
-        dim = getattr(self.head, "out_dim", None)
+        return self._width("head", "out_dim")
+
+    def _width(self, part: str, attribute: str) -> int:
+        dim = getattr(getattr(self, part), attribute, None)
         if not isinstance(dim, int):
-            raise ValueError(f"{type(self).__name__} needs a head with an integer `out_dim`")
+            raise ValueError(f"{type(self).__name__} needs a {part} with an integer `{attribute}`")
         return dim
 
     def _require_teacher(self) -> Any:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch.utils.data import ConcatDataset
 
 from selfsup.data import ImageDataModule, ImageSplits, TensorImageDataset
@@ -18,7 +17,7 @@ from selfsup.data.folder import folder_splits
 from selfsup.errors import ConfigError
 from selfsup.pipeline import run
 from tests import fake_data
-from tests.conftest import TINY, compose_cfg, free_port
+from tests.conftest import TINY, compose_cfg, free_port, start_ranks
 
 
 def _tiny(n: int, offset: int = 0) -> TensorImageDataset:
@@ -144,7 +143,7 @@ def _rank_epoch(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.distributed
 def test_two_gloo_processes_split_each_epoch(tmp_path: Path) -> None:
-    mp.spawn(_rank_epoch, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    start_ranks(_rank_epoch, (2, free_port(), str(tmp_path)), 2)
     got = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
     assert got[0]["len"] == got[1]["len"] == 10  # 673 images per rank: 10 whole batches of 64
     a, b = (g["indices"] for g in got)

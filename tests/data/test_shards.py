@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from litdata import StreamingDataset
 from PIL import Image
 
@@ -27,7 +26,7 @@ from selfsup.data.digits import digits_splits
 from selfsup.data.folder import FolderImageDataset
 from selfsup.data.shards import META, decode_full, shard_splits
 from selfsup.errors import DataError, MissingFileError
-from tests.conftest import ROOT, TINY, free_port, run_python
+from tests.conftest import ROOT, TINY, free_port, run_python, start_ranks
 from tests.kill_at_step import kill_at
 
 # The digits' settings, for shards written from data=digits
@@ -130,7 +129,7 @@ def _ddp_worker(rank: int, port: int, root: str, out: str) -> None:
 def test_ddp_ranks_and_workers_see_disjoint_samples_covering_the_set_each_epoch(
     digit_shards: Path, tmp_path: Path
 ) -> None:
-    mp.spawn(_ddp_worker, args=(free_port(), str(digit_shards), str(tmp_path)), nprocs=2, join=True)
+    start_ranks(_ddp_worker, (free_port(), str(digit_shards), str(tmp_path)), 2)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     n = 1347
     for epoch in range(2):

@@ -15,12 +15,11 @@ import lightning as L
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from selfsup.build import build_datamodule, build_metric_callbacks, build_module, build_view_maker
 from selfsup.eval.gather import gather_unique
 from selfsup.eval.online_probe import OnlineLinearProbe
-from tests.conftest import TINY, compose_cfg, free_port
+from tests.conftest import TINY, compose_cfg, free_port, start_ranks
 
 WORLD = 2
 # 449 held-out digits (an odd count: the sampler pads), kNN due at this validation.
@@ -72,7 +71,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 
 @pytest.mark.distributed
 def test_held_out_metrics_of_two_ranks_equal_one_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    start_ranks(_worker, (free_port(), str(tmp_path)), WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     single, seen = _validate(1)
 
@@ -113,7 +112,7 @@ def _gather_worker(rank: int, port: int, out: str) -> None:
 
 @pytest.mark.distributed
 def test_gather_unique_keeps_each_sample_once_in_index_order(tmp_path: Path) -> None:
-    mp.spawn(_gather_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    start_ranks(_gather_worker, (free_port(), str(tmp_path)), WORLD)
     for r in range(WORLD):
         got: dict[str, Any] = torch.load(tmp_path / f"rank{r}.pt")
         assert got["index"].tolist() == [0, 1, 2, 3, 4]

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from selfsup.losses import DCL, DCLW, HCL, NTXent
 from selfsup.mix import Mix
-from tests.conftest import free_port
+from tests.conftest import free_port, start_ranks
 
 WORLD, B, V, D = 2, 5, 3, 6
 LOSSES = {
@@ -74,7 +73,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 
 @pytest.mark.distributed
 def test_gathered_negatives_equal_the_single_process_objective(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    start_ranks(_worker, (free_port(), str(tmp_path)), WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     for name, make, mix in [(n, m, mix) for n, m in LOSSES.items() for mix in (None, _mix(None))]:
         z = _global_batch().reshape(V * WORLD * B, D).clone().requires_grad_(True)

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from omegaconf import DictConfig
 from torch import Tensor
 
@@ -28,7 +27,7 @@ from selfsup.build import build_module
 from selfsup.methods._memory_bank import MemoryBank
 from selfsup.methods._queue import KeyQueue
 from selfsup.methods.base import Method
-from tests.conftest import TINY, compose_cfg, free_port
+from tests.conftest import TINY, compose_cfg, free_port, start_ranks
 
 WORLD, B, IMAGES = 2, 4, 16  # B images per rank; IMAGES: the training set's size (per-image state)
 CASES = [(m, loss) for m in registry.methods() for loss in registry.method_losses(m)]
@@ -144,7 +143,7 @@ def _compare(got: dict[str, Any], want: dict[str, Any]) -> None:
 def test_two_processes_equal_one_for_every_method_and_loss(tmp_path: Path) -> None:
     """One spawn of two ranks for every case (each case's failure is named below)."""
     cfgs = {f"{method}-{loss}": tiny_cfg(method, loss) for method, loss in CASES}  # composed once, here
-    mp.spawn(_worker, args=(free_port(), str(tmp_path), cfgs), nprocs=WORLD, join=True)
+    start_ranks(_worker, (free_port(), str(tmp_path), cfgs), WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     failed = []
     for case, cfg in cfgs.items():

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from selfsup.augment import Views
 from selfsup.build import build_module
 from selfsup.methods import MoCo
-from tests.conftest import TINY, compose_cfg, free_port
+from tests.conftest import TINY, compose_cfg, free_port, start_ranks
 
 WORLD, B, V = 2, 4, 2
 SEED = 5  # the global RNG just before teach(): rank 0 draws the shuffle from it
@@ -93,7 +92,7 @@ def _by_hand(module: MoCo, layout: str) -> list[tuple[torch.Tensor, torch.Tensor
 
 @pytest.mark.distributed
 def test_shuffle_bn_with_two_processes(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    start_ranks(_worker, (free_port(), str(tmp_path)), WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     for layout in ("per_view", "joint"):
         want = _by_hand(_moco(layout).train(), layout)
