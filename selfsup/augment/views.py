@@ -37,6 +37,20 @@ class Views:
     count: int
     mix: Mix | None
 
+    @property
+    def images(self) -> int:
+        """B, the images of the batch (every view has one row per image)."""
+        return sum(g.shape[0] for g in self.groups) // self.count
+
+    @property
+    def global_count(self) -> int:
+        """The global views, the first group's (multi-crop's local views come after them)."""
+        return self.groups[0].shape[0] // self.images
+
+    def global_only(self) -> Views:
+        """The global views alone (what a teacher of the global views sees), unmixed."""
+        return Views(self.groups[:1], self.global_count, None)
+
 
 class ViewPipeline(nn.Module):
     """What both backends share: the recipes, normalisation, evaluation input and the batch mix.

@@ -354,7 +354,7 @@ class Method(L.LightningModule):
         """(V*B, F) features of every view, view-major: one forward per view size (``joint``) or
         per view (``per_view``), :meth:`by_view`."""
         net = self.backbone if backbone is None else backbone
-        b = sum(g.shape[0] for g in views.groups) // views.count  # B, the images in the batch
+        b = views.images
         return torch.cat([self.by_view(net, self.to_memory_format(g), g.shape[0] // b) for g in views.groups])
 
     def criterion(self, *args: Any, **kwargs: Any) -> Tensor:

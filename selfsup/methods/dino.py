@@ -77,8 +77,7 @@ class DINO(TeacherMethod):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h = self.encode(views)
         z = self.by_view(self.head, h, views.count)
-        globals_ = Views(views.groups[:1], views.groups[0].shape[0] // index.shape[0], None)
-        ht, zt = self.teach(globals_)
+        ht, zt = self.teach(views.global_only())
         tau = self.teacher_temperature_at(self.current_epoch)
         loss = self.criterion(z, views=views.count, teacher=zt, teacher_temperature=tau)
         self.log("train/teacher_temperature", tau, on_step=True, on_epoch=False)

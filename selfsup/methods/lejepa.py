@@ -23,5 +23,4 @@ class LeJEPA(Method):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h = self.encode(views)
         z = self.by_view(self.head, h, views.count)
-        global_views = views.groups[0].shape[0] // index.shape[0]
-        return self.criterion(z, views=views.count, global_views=global_views), h, z
+        return self.criterion(z, views=views.count, global_views=views.global_count), h, z

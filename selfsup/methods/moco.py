@@ -63,7 +63,7 @@ class MoCo(TeacherMethod):
         ``shuffle_bn`` is on under DDP (the same rows, in the same order, as without)."""
         if not self.shuffle_bn or world_size() == 1:
             return super().teach(views)
-        b = sum(g.shape[0] for g in views.groups) // views.count
+        b = views.images
         perms = shared_permutations(views.count, b * world_size(), views.groups[0].device)
         groups, first = [], 0
         for g in views.groups:
