@@ -37,17 +37,19 @@ RUNS = {m: [f"method={m}"] for m in registry.methods()} | {
 }
 
 
-def _cmd(run_dir: Path, case: str) -> list[str]:
-    return [sys.executable, "train.py", *ARGS, *RUNS[case], f"hydra.run.dir={run_dir}"]
+def _cmd(run_dir: Path, overrides: list[str]) -> list[str]:
+    return [sys.executable, "train.py", *ARGS, *overrides, f"hydra.run.dir={run_dir}"]
 
 
-@pytest.mark.parametrize("method", list(RUNS))
-def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, method: str) -> None:
+def assert_resumes_to_the_uninterrupted_result(tmp_path: Path, overrides: list[str]) -> None:
+    """``python train.py OVERRIDES`` (2 epochs of 3 steps) SIGKILLed in epoch 1 and started again
+    ends as the uninterrupted run: the same metrics, steps and the whole final state. A method's
+    test calls it for state its default config leaves off (SwAV's queue)."""
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    p = run_python(_cmd(ref, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    p = run_python(_cmd(ref, overrides), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 
-    p = run_python([*_cmd(killed, method), *kill_at(KILL_AT)], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    p = run_python([*_cmd(killed, overrides), *kill_at(KILL_AT)], cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert p.returncode == -signal.SIGKILL, p.stderr[-3000:]
     ckpt = killed / "checkpoints" / "last.ckpt"
     assert not (killed / "results.json").exists(), "the run finished before the kill; the test proves nothing"
@@ -55,7 +57,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, metho
     assert at_kill["epoch"] < EPOCHS - 1
     seconds_before = at_kill["callbacks"]["Timer"]["time_elapsed"]["train"]
 
-    p = run_python(_cmd(killed, method), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    p = run_python(_cmd(killed, overrides), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"resuming from {ckpt}" in p.stdout
     want = json.loads((ref / "results.json").read_text())
@@ -78,6 +80,11 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, metho
     with open(killed / "metrics.csv") as f:
         logged = [r["epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
     assert logged == [str(e) for e in range(EPOCHS)], logged
+
+
+@pytest.mark.parametrize("method", list(RUNS))
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path: Path, method: str) -> None:
+    assert_resumes_to_the_uninterrupted_result(tmp_path, RUNS[method])
 
 
 def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
