@@ -171,7 +171,7 @@ class EvalSchema(Node):
 
 
 class AugmentSchema(Node):
-    views: Annotated[int, Ge(2)]  # every method compares at least two views of an image
+    views: PositiveInt  # the global views; a method that compares views refuses fewer (Method.min_views)
 
 
 class SweepSchema(Node):

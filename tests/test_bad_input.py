@@ -136,7 +136,8 @@ def _nothing(tmp: Path) -> list[str]:
 CASES: list[tuple[str, list[str], Setup, str]] = [
     # Types and ranges (selfsup.schema).
     ("views-not-int", ["augment.views=one"], _nothing, "augment.views='one': must be a valid integer"),
-    ("views-one", ["augment.views=1"], _nothing, "augment.views=1: must be greater than or equal to 2"),
+    ("views-zero", ["augment.views=0"], _nothing, "augment.views=0: must be greater than 0"),
+    ("views-one", ["augment.views=1"], _nothing, "SimCLR compares views of an image; set augment.views=2 or more"),
     ("lr-negative", ["optim.optimizer.lr=-1"], _nothing, "optim.optimizer.lr=-1: must be greater than 0"),
     ("lr-string", ["optim.optimizer.lr=fast"], _nothing, "optim.optimizer.lr='fast': must be a valid number"),
     ("batch-zero", ["data.batch_size=0"], _nothing, "data.batch_size=0: must be greater than 0"),

@@ -21,7 +21,7 @@ from tests.conftest import compose_cfg
 REFUSED = [
     (["augment.views=one"], "augment.views='one': must be a valid integer"),
     (["augment.views=2.5"], "augment.views=2.5: must be a valid integer"),
-    (["augment.views=1"], "augment.views=1: must be greater than or equal to 2"),
+    (["augment.views=0"], "augment.views=0: must be greater than 0"),
     (["augment.views='2'"], "augment.views='2': must be a valid integer"),
     (["optim.optimizer.lr=-1"], "optim.optimizer.lr=-1: must be greater than 0"),
     (["optim.optimizer.lr=0"], "optim.optimizer.lr=0: must be greater than 0"),

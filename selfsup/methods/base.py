@@ -138,6 +138,8 @@ class Method(L.LightningModule):
     needs_predictor = False
     #: The method passes a mixed batch's ``mix`` to its loss (False: it refuses ``augment.mix``).
     mix_ok = True
+    #: The global views of an image (``augment.views``) the method needs at least: 2 to compare views.
+    min_views = 2
     #: The method reads the backbone's patch tokens (``backbone.tokens()``: a Vision Transformer's);
     #: it refuses a backbone without them.
     needs_tokens = False
@@ -181,6 +183,13 @@ class Method(L.LightningModule):
             raise ValueError(
                 f"{type(self).__name__} needs a backbone's patch tokens, and {_backbone_name(backbone)} has none; use "
                 "a Vision Transformer (backbone=timm backbone.name=vit_tiny_patch16_224, or another of timm's vit_*)"
+            )
+        views = int(getattr(view_maker, "views", self.min_views))
+        if views < self.min_views:
+            fewer = [m for m in registry.methods() if getattr(registry.method_class(m), "min_views", 2) <= views]
+            raise ValueError(
+                f"{type(self).__name__} compares views of an image; set augment.views={self.min_views} or more"
+                + (f" (augment.views={views} works with method={'|'.join(fewer)})" if fewer else "")
             )
         if not self.local_views_ok and int(getattr(view_maker, "local_views", 0) or 0):
             raise ValueError(
