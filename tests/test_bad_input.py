@@ -251,7 +251,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("last-damaged", [], _damaged_last, "resume=never"),
     # An existing run directory (selfsup/rerun.py, selfsup/run_lock.py).
     ("finished-other-config", ["loss.temperature=0.5"], _finished, "another config: loss.temperature (0.2 -> 0.5)"),
-    ("finished-other-model", ["head.out_dim=64"], _finished, "another config: head.out_dim (16 -> 64)"),
+    ("finished-other-model", ["head.out_dim=64"], _finished, "another config: head.out_dim (128 -> 64)"),
     ("finished-more-epochs", ["trainer.max_epochs=3"], _finished, "another config: trainer.max_epochs (1 -> 3)"),
     ("resume-other-model", ["head.out_dim=64"], _unfinished, "unfinished run with another config: head.out_dim"),
     ("resume-more-epochs", ["trainer.max_epochs=3"], _unfinished, "trainer.max_epochs (1 -> 3)"),

@@ -109,7 +109,7 @@ def test_a_finished_run_is_read_only(train_main, finished, overrides, code, last
 
 
 UNFINISHED = [
-    ("other-model", ["head.out_dim=64"], "unfinished run with another config: head.out_dim (16 -> 64);"),
+    ("other-model", ["head.out_dim=64"], "unfinished run with another config: head.out_dim (128 -> 64);"),
     ("more-epochs", ["trainer.max_epochs=3"], "unfinished run with another config: trainer.max_epochs (2 -> 3);"),
 ]
 
@@ -147,7 +147,7 @@ def test_a_checkpoint_of_another_model_is_refused_before_anything_is_written(
     assert code == 2, output[-3000:]
     line = output.strip().splitlines()[-1]
     assert line.startswith(f"error: {ckpt} holds another model than this config ("), line
-    assert re.search(r"\(head\.net\.\d+\.\w+ is \(16,.*\) there, \(64,.*\) in this config's model\)", line), line
+    assert re.search(r"\(head\.net\.\d+\.\w+ is \(128,.*\) there, \(64,.*\) in this config's model\)", line), line
     assert not run_dir.exists()  # the directory Hydra made is gone again
 
 

@@ -50,6 +50,9 @@ def _validate(devices: int) -> tuple[dict[str, float], list[int]]:
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         max_epochs=10,  # not the last epoch: every metric, kNN included, is due
+        # float64: the ranks batch other images together than the single process, and in float32 a
+        # near-tie of the untrained probe could flip on the features' last bits
+        precision="64-true",
         callbacks=[OnlineLinearProbe(dm.num_classes), *build_metric_callbacks(cfg, dm.num_classes), seen],
         logger=False,
         enable_progress_bar=False,

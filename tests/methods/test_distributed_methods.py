@@ -35,7 +35,11 @@ LR = 0.05
 
 
 def tiny_cfg(method: str, loss: str) -> DictConfig:
-    return compose_cfg([*TINY, f"method={method}", f"loss={loss}", "head.hidden_dims=[16]", "head.out_dim=8"])
+    cfg = compose_cfg([*TINY, f"method={method}", f"loss={loss}"])
+    for key, value in (("hidden_dims", [16]), ("out_dim", 8)):  # narrow, where the head option has the key
+        if key in cfg.head:
+            cfg.head[key] = value
+    return cfg
 
 
 def eval_module(cfg: DictConfig) -> Method:
