@@ -99,8 +99,10 @@ class StepTimes(L.Callback):
 def _compose(overrides: list[str]) -> Any:
     from hydra import compose, initialize_config_dir
 
+    keys = {o.split("=", 1)[0] for o in overrides}
+    model = [o for o in MODEL if o.split("=", 1)[0] not in keys]  # a key given replaces MODEL's
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose(config_name="train", overrides=[*MODEL, *overrides])
+        return compose(config_name="train", overrides=[*model, *overrides])
 
 
 def bench_trainer(max_steps: int, timer: StepTimes, **trainer_kwargs: Any) -> L.Trainer:
@@ -217,21 +219,36 @@ def bench_gpu(batch: int, steps: int, warmup: int, device: str = "cuda") -> list
 
 
 def bench_methods(batch: int, steps: int, warmup: int) -> list[str]:
-    """Every configs/method option on the same backbone and batch, one process, relative to SimCLR.
+    """Every configs/method option on the same backbone and batch, one process, relative to SimCLR;
+    a method that reads patch tokens (MAE) on its own config's Vision Transformer instead, named in
+    its row.
 
     Each method keeps its own defaults (loss, projector, predictor, views): the step is what a user
     gets from ``method=NAME``. On the CPU with the threads torch picks.
     """
-    methods = sorted(p.stem for p in (ROOT / "configs" / "method").glob("*.yaml"))
+    from hydra import compose, initialize_config_dir
+
+    from selfsup import registry
+
+    methods = registry.methods()
     methods.remove("simclr")
-    times = {m: _fit([f"method={m}", f"data.batch_size={batch}"], {"accelerator": "cpu", "devices": 1}, steps, warmup)
-             for m in ["simclr", *methods]}  # fmt: skip
+    times, labels = {}, {}
+    for m in ["simclr", *methods]:
+        own: list[str] = []
+        labels[m] = m
+        # a method that reads patch tokens keeps its config's Vision Transformer
+        if getattr(registry.method_class(m), "needs_tokens", False):
+            with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+                name = compose(config_name="train", overrides=[f"method={m}"]).backbone.name
+            own, labels[m] = ["backbone=timm", f"backbone.name={name}", "backbone.cifar_stem=false"], f"{m} ({name})"
+        times[m] = _fit([f"method={m}", f"data.batch_size={batch}", *own], {"accelerator": "cpu", "devices": 1},
+                        steps, warmup)  # fmt: skip
     lines = [
         f"| method | s/step | images/s | step time vs simclr |  (batch {batch}, {torch.get_num_threads()} threads)",
         "|---|---:|---:|---:|",
     ]
     for m, s in times.items():
-        lines.append(f"| {m} | {s:.3f} | {batch / s:,.0f} | {s / times['simclr']:.2f}x |")
+        lines.append(f"| {labels[m]} | {s:.3f} | {batch / s:,.0f} | {s / times['simclr']:.2f}x |")
     return lines
 
 

@@ -13,6 +13,25 @@ import torch
 from tests.conftest import ROOT, load_script
 
 
+@pytest.mark.readme  # a documented command, run for real: make test-readme (CI runs it)
+def test_bench_train_methods_times_every_registered_method(capsys: pytest.CaptureFixture[str]) -> None:
+    """BENCHMARKS.md's method table, as a dry run (--tiny: the small CNN; a method that reads patch
+    tokens on its own config's ViT): a row for every configs/method option."""
+    from selfsup import registry
+
+    bench_train = load_script("scripts/bench_train.py")
+    threads = torch.get_num_threads()
+    try:
+        assert bench_train.main(["methods", "--tiny", "--steps", "1", "--warmup", "0", "--batch", "8"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r.split()[0] for r in rows] == ["simclr", *[m for m in registry.methods() if m != "simclr"]]
+    for row in rows:  # a method that reads patch tokens is timed on its config's ViT, named in its row
+        assert ("(vit_" in row) is bool(getattr(registry.method_class(row.split()[0]), "needs_tokens", False)), row
+
+
+@pytest.mark.readme  # a documented command, run for real: make test-readme (CI runs it)
 def test_bench_train_p1_prints_the_side_by_side_table(capsys: pytest.CaptureFixture[str]) -> None:
     bench_train = load_script("scripts/bench_train.py")
     threads = torch.get_num_threads()

@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from selfsup.cli import COMMANDS
 from tests.conftest import CONFIGS, ROOT, TINY
 from tests.test_readme import readme_commands
@@ -31,6 +33,7 @@ def test_every_module_of_selfsup_cli_is_a_listed_command() -> None:
     assert p.returncode == 0 and p.stdout.startswith("usage: selfsup export "), p.stdout
 
 
+@pytest.mark.readme  # a documented command, run for real: make test-readme (CI runs it)
 def test_the_docs_selfsup_commands_run_outside_the_checkout(tmp_path: Path) -> None:
     """docs/getting-started.md's `selfsup train` (tiny) and `selfsup export` commands, then `selfsup
     collect`, in a folder that is not the checkout: the configs come from the package."""

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, TINY, run_python
 
 NOTICES = ("GPU available", "TPU available", "litlogger", "was configured so 100%", "smaller than the logging interval")
 
 
+@pytest.mark.readme  # the README's `verbose=true`, in fresh interpreters: make test-readme (CI runs it)
 def test_lightning_notices_only_with_verbose(tmp_path: Path) -> None:
     """Fresh processes (not tests/command_server.py's forks): in this one other tests' runs have
     configured Lightning's loggers, and in the server Lightning is imported before Hydra configures

@@ -27,6 +27,7 @@ def test_show_augment_writes_a_grid_for_every_option(option: str, tmp_path: Path
     assert img.size == ((views + 1) * (side + 1) + 1, 3 * (side + 1) + 1)  # columns x rows, 1 px padding
 
 
+@pytest.mark.readme  # a documented command, run for real: make test-readme (CI runs it)
 def test_bench_augment_reports_both_backends_in_one_run(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "bench_augment.py"), "--images", "64", "--batch", "32",
