@@ -24,7 +24,7 @@ train: $(STAMP)
 
 ## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts);
 ## one pytest-xdist worker per core (-n auto), an idle worker taking tests queued on the other (--dist worksteal);
-## about 9.5 min on 2 cores (12 min on a clean clone, with the .venv install).
+## about 12.6 min on 2 cores (15 min on a clean clone, with the .venv install; the aim is 12).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist worksteal $(ARGS)
 
@@ -34,7 +34,7 @@ test-slow: $(STAMP)
 
 ## Every command of the README and the docs pages run for real, shortened (make lint among them), with make train's
 ## full run, the GPU evidence script's dry run and docs/extending.md's worked examples in a copy of the project
-## (about 15 min on 2 cores). The default run composes every one of them.
+## (about 23 min on 2 cores). The default run composes every one of them.
 test-readme: $(STAMP)
 	$(BIN)/python -m pytest -m readme $(ARGS)
 
