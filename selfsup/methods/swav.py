@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.augment import Views
@@ -83,7 +82,7 @@ class SwAV(Method):
         if len(self.queues) and self.current_epoch >= self.queue_start_epoch:
             b = views.images
             for a, q in enumerate(self.queues):
-                q.enqueue(F.normalize(z[a * b : (a + 1) * b].detach(), dim=1))  # type: ignore[operator]
+                q.enqueue(z[a * b : (a + 1) * b])  # type: ignore[operator]  # KeyQueue detaches and L2-normalises
             self.queued += b * world_size()  # rows of the global batch
         return loss, h, z
 
