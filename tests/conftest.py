@@ -68,6 +68,21 @@ def _command_server() -> Iterator[None]:
     command_server.SERVER.close()
 
 
+# What Lightning's seed_everything leaves in the environment for the processes it starts. A run in
+# one test (train.run in this process) would otherwise seed the next test's DDP ranks: the DDP
+# strategy re-seeds every rank from PL_GLOBAL_SEED in its setup, after the module was built.
+_SEED_VARIABLES = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
+@pytest.fixture(autouse=True)
+def _no_seed_left_by_an_earlier_test() -> Iterator[None]:
+    for name in _SEED_VARIABLES:
+        os.environ.pop(name, None)
+    yield
+    for name in _SEED_VARIABLES:
+        os.environ.pop(name, None)
+
+
 def load_script(relpath: str) -> ModuleType:
     """A script of the repository's ``scripts/`` (a benchmark, the GPU evidence) loaded as a module;
     the commands themselves are modules of ``selfsup.cli``."""

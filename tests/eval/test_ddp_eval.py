@@ -70,11 +70,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 
 
 @pytest.mark.distributed
-def test_held_out_metrics_of_two_ranks_equal_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A run earlier in this worker (seed_everything) leaves PL_GLOBAL_SEED set; the DDP strategy then
-    # re-seeds the ranks in its setup, after the module was built, and their probes differ from the
-    # single process's (Lightning's reset_seed). A DDP run seeds every rank itself.
-    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+def test_held_out_metrics_of_two_ranks_equal_one_process(tmp_path: Path) -> None:
     start_ranks(_worker, (free_port(), str(tmp_path)), WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     single, seen = _validate(1)
