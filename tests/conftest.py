@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +23,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from selfsup import registry
 from selfsup.cli import make_shards as make_shards_cli
 from tests import command_server, fake_data, yaml_memo
 
@@ -125,11 +128,37 @@ def start_ranks(worker: Callable[..., None], args: tuple[Any, ...], nprocs: int 
     mp.start_processes(worker, args=args, nprocs=nprocs, join=True, start_method="fork")
 
 
+_STAND_INS = Path(tempfile.mkdtemp(prefix="selfsup-stand-ins-"))
+_CREATOR = os.getpid()
+
+
+@atexit.register
+def _remove_stand_ins() -> None:
+    if os.getpid() == _CREATOR:  # not a fork's exit
+        shutil.rmtree(_STAND_INS, ignore_errors=True)
+
+
+def stand_ins(method: str, channels: int = 1) -> list[str]:
+    """What ``method=METHOD`` needs beyond its config on a machine with nothing of the user's
+    (:meth:`Method.stand_in_overrides`: a teacher file for distillation), made once per process."""
+    cls: Any = registry.method_class(method)
+    return cls.stand_in_overrides(_STAND_INS, channels)  # type: ignore[no-any-return]
+
+
 def compose_cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
-    """Compose configs/train.yaml as `python train.py` would, with the Hydra config set."""
+    """Compose configs/train.yaml as `python train.py` would, with the Hydra config set. A key the
+    chosen method requires and the overrides leave unset (``???``) gets its stand-in (:func:`stand_ins`)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        extra = [
+            o
+            for o in stand_ins(cfg.hydra.runtime.choices.method, int(cfg.data.channels))
+            for parent, _, key in [o.split("=", 1)[0].rpartition(".")]
+            if OmegaConf.is_missing(OmegaConf.select(cfg, parent) if parent else cfg, key)
+        ]
+        if extra:
+            cfg = compose(config_name="train", overrides=[*overrides, *extra], return_hydra_config=True)
     if run_dir is not None:
         with read_write(cfg), open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(run_dir)

@@ -207,7 +207,10 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
     digits_run: Path | None = None
     colour_run: Path | None = None  # what embed.py reads IMAGES_DIR (colour images) with
     sweeps: dict[str, Path] = {}  # an unnamed sweep (multirun/DATE/TIME) -> where it ran here
+    named_runs: dict[str, Path] = {}  # a named run (hydra.run.dir=runs/NAME) -> where it ran here
     for i, cmd in enumerate(train_commands()):
+        for named_run, actual in named_runs.items():  # a later command reads a named run's files
+            cmd = cmd.replace(f"={named_run}/", f"={actual}/")
         if "data=cifar10" in cmd and "backbone.name=resnet18" in cmd:
             continue  # run on the real unpacked copy in the slow test below
         if "launcher=slurm" in cmd:
@@ -215,12 +218,15 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         if "experiment=cifar10_speedrun" in cmd:
             continue  # a GPU run: on the CPU in tests/test_gpu_evidence.py (scripts/gpu_evidence.py --dry-run)
         named = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.sweep.dir=")), None)
+        named_run_dir = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.run.dir=")), None)
         # A named sweep runs at the same path below SWEEPS, so a collect over its parent folder finds it.
         out = tmp_path / SWEEPS / named if named else tmp_path / f"cmd{i}"
         p = _run(_train_argv(cmd, out, data_roots))
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
         finished = [r.parent for r in out.rglob("results.json")]
         assert finished, f"{cmd}: no finished run under {out}"
+        if named_run_dir is not None:
+            named_runs[named_run_dir] = out
         if " -m " in cmd and "sweeper=optuna" in cmd:  # a study: its trials, not a grid
             runs = int(next((a.split("=")[1] for a in shlex.split(cmd) if a.startswith("hydra.sweeper.n_trials=")), 8))
             assert len(finished) == runs, f"{cmd}: {len(finished)} runs"

@@ -19,7 +19,7 @@ from selfsup.losses import NTXent
 from selfsup.pipeline import run
 from selfsup.resume import AtomicCheckpointIO, CheckpointError, previous_checkpoint, resume_checkpoint
 from selfsup.run_dir import FAILED
-from tests.conftest import ROOT, THREADS, TINY, run_python
+from tests.conftest import ROOT, THREADS, TINY, run_python, stand_ins
 from tests.kill_at_step import kill_at
 from tests.test_train_options import run_dir_bytes
 
@@ -30,7 +30,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(THREADS)}
 # with the first method that takes it: what each adds to a checkpoint (a momentum teacher, a queue,
 # a memory bank, per-image temperatures) must come back exactly, with the weights, optimiser,
 # schedule, RNG and data order every run has.
-RUNS = {m: [f"method={m}"] for m in registry.methods()} | {
+RUNS = {m: [f"method={m}", *stand_ins(m)] for m in registry.methods()} | {
     f"{registry.methods_accepting(loss)[0]}-{loss}": [f"method={registry.methods_accepting(loss)[0]}", f"loss={loss}"]
     for loss in registry.losses()
     if registry.forward_takes(registry.loss_class(loss), "index")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -149,6 +150,14 @@ class Method(L.LightningModule):
         """Whether the method splits a multi-head projector (``head=multi``): it keeps the default
         :meth:`objective`, which sums one loss term per head."""
         return cls.objective is Method.objective
+
+    @classmethod
+    def stand_in_overrides(cls, workdir: Path, channels: int) -> list[str]:
+        """The overrides that let ``python train.py method=NAME`` run on data of ``channels``
+        channels with nothing of the user's, for the tests and benchmarks that run every registered
+        method: a method whose config requires a file of the user's (``???``: distillation's
+        teacher) makes a stand-in for it in ``workdir``. None by default."""
+        return []
 
     @classmethod
     def takes_mix(cls, loss: type) -> bool:
