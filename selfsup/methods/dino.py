@@ -11,6 +11,17 @@ from selfsup.methods._momentum import TeacherMethod
 from selfsup.schema import NonNegative, NonNegativeInt, Positive
 
 
+def warmed_up(epoch: int, start: float, end: float, epochs: int) -> float:
+    """A per-epoch warm-up in epoch ``epoch`` (0-based): linear from ``start`` in the first epoch to
+    ``end``, reached at the last of ``epochs`` (numpy's ``linspace`` of the official DINO and iBOT
+    schedules), then constant."""
+    if epoch >= epochs:
+        return end
+    if epochs == 1:
+        return start
+    return start + epoch / (epochs - 1) * (end - start)
+
+
 class DINO(TeacherMethod):
     """The student (backbone and :class:`~selfsup.heads.dino.DINOHead`) matches, on every view, the
     momentum teacher's centred and sharpened output of the other global views (``loss=dino``).
@@ -64,15 +75,10 @@ class DINO(TeacherMethod):
         self.freeze_last_layer, self.clip_grad = freeze_last_layer, clip_grad
 
     def teacher_temperature_at(self, epoch: int) -> float:
-        """τ_t in epoch ``epoch`` (0-based): linear from the warm-up value, reached at the last warm-up
-        epoch (numpy's ``linspace`` of the official schedule), then constant."""
-        warm = self.warmup_teacher_temperature_epochs
-        if epoch >= warm:
-            return self.teacher_temperature
-        if warm == 1:
-            return self.warmup_teacher_temperature
-        frac = epoch / (warm - 1)
-        return self.warmup_teacher_temperature + frac * (self.teacher_temperature - self.warmup_teacher_temperature)
+        """τ_t in epoch ``epoch`` (0-based): :func:`warmed_up` from the warm-up value."""
+        return warmed_up(
+            epoch, self.warmup_teacher_temperature, self.teacher_temperature, self.warmup_teacher_temperature_epochs
+        )
 
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h = self.encode(views)
