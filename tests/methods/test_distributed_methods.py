@@ -137,7 +137,9 @@ def _compare(got: dict[str, Any], want: dict[str, Any]) -> None:
         if grad is None:
             assert got["grads"][name] is None, name
         else:
-            torch.testing.assert_close(got["grads"][name], grad, rtol=1e-8, atol=1e-10, msg=f"grad of {name}")
+            # atol 1e-8: timm resamples a ViT's position embedding for another view size in float32
+            # (resample_abs_pos_embed), so that gradient (local views of iBOT) agrees to ~1e-9 only.
+            torch.testing.assert_close(got["grads"][name], grad, rtol=1e-8, atol=1e-8, msg=f"grad of {name}")
     assert got["state"].keys() == want["state"].keys()
     for key, value in want["state"].items():
         torch.testing.assert_close(got["state"][key], value, rtol=1e-8, atol=1e-10, msg=f"state {key}")
