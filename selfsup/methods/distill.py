@@ -28,7 +28,9 @@ def _timm_teacher(name: str, weights: str, in_chans: int) -> tuple[nn.Module, di
 
     model = TimmBackbone(name, in_chans=in_chans, pretrained=True, pretrained_file=weights).model
     data = timm.data.resolve_data_config({}, model=model)
-    return model, {"mean": list(data["mean"]), "std": list(data["std"]), "input_size": list(data["input_size"])}
+    # built for in_chans (timm adapts the weights' first layer); timm's config names its source's channels
+    size = [in_chans, *data["input_size"][1:]]
+    return model, {"mean": list(data["mean"]), "std": list(data["std"]), "input_size": size}
 
 
 class Teacher(nn.Module):

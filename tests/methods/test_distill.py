@@ -71,6 +71,9 @@ def test_a_timm_model_with_a_weights_file_teaches(tmp_path: Path) -> None:
     raw = torch.rand(2, 3, 224, 224)
     want = source.eval()((raw - teacher.mean) / teacher.std)  # timm's ImageNet normalisation
     torch.testing.assert_close(teacher(raw, torch.zeros(3), torch.ones(3)), want)
+    grey = Teacher(str(tmp_path / "resnet18.safetensors"), name="resnet18", in_chans=1)  # timm adapts the stem
+    assert grey.mean.flatten().tolist() == pytest.approx([sum(teacher.mean.flatten().tolist()) / 3])
+    assert grey(torch.rand(2, 1, 16, 16), torch.zeros(1), torch.ones(1)).shape == (2, 512)
 
 
 def test_the_teacher_is_frozen_out_of_the_optimiser_and_out_of_the_checkpoint(composed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
