@@ -148,7 +148,8 @@ class IBOT(DINO):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, g = views.images, views.global_count
         x = self.to_memory_format(views.groups[0])  # (G*B, C, S, S): the global views
-        grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
+        embed: Any = self.backbone.model.patch_embed  # type: ignore[union-attr]
+        grid = tuple(embed.dynamic_feat_size(tuple(x.shape[-2:])))  # padded up with dynamic_img_pad
         mask = self.random_masks(g, b, grid, x.device)
         student = self.backbone.tokens(x, mask=mask, mask_token=self.mask_embed.token)  # type: ignore[operator]
         local = [self.by_view(self.backbone, self.to_memory_format(v), v.shape[0] // b) for v in views.groups[1:]]

@@ -166,6 +166,17 @@ def test_refusals_name_the_key(composed) -> None:  # type: ignore[no-untyped-def
                 "~backbone.model_kwargs.img_size",
                 "~backbone.model_kwargs.patch_size",
                 "~backbone.model_kwargs.dynamic_img_size",
+                "~backbone.model_kwargs.dynamic_img_pad",
             )
         )
     assert isinstance(build_module(cfg), IBOT)
+
+
+def test_views_of_a_side_that_is_not_whole_patches_are_padded_up(composed) -> None:  # type: ignore[no-untyped-def]
+    """Fashion-MNIST's 28 px global and 14 px local views with 4 px patches: the local views are
+    padded up to 4 x 4 patches (dynamic_img_pad), and the loss is finite."""
+    module: Any = build_module(composed("method=ibot", "data=fashion_mnist"))
+    views = module.view_maker(torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8))
+    assert [tuple(g.shape[-2:]) for g in views.groups] == [(28, 28), (14, 14)]
+    loss, _, _ = module.objective(views, torch.arange(4))
+    assert torch.isfinite(loss)
