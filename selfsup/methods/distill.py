@@ -212,11 +212,11 @@ class Distill(Method):
     @classmethod
     def stand_in_overrides(cls, workdir: Path, channels: int) -> list[str]:
         """A teacher for a run with nothing of the user's: a small CNN of random weights exported to
-        ``workdir/stand_in_teacher`` (its features are a fixed random map of the image)."""
+        ``workdir/stand_in_teacher_{channels}ch`` (its features are a fixed random map of the image)."""
         from selfsup.backbones import SmallCNN
         from selfsup.export import export_encoder
 
-        out = Path(workdir) / "stand_in_teacher"
+        out = Path(workdir) / f"stand_in_teacher_{channels}ch"  # one per channel count
         if not (out / "config.json").is_file():
             torch.manual_seed(0)
             export_encoder(SmallCNN(in_chans=channels, widths=[8, 16, 32]), out, mean=[0.5] * channels,
