@@ -286,8 +286,20 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             for name in OBJECTIVE_ROWS:
                 assert f"| {name} | 1 |" in p.stdout, p.stdout  # one seed here (ONE_SEED_SWEEPS)
         elif script == "scripts/collect.py" and "multirun/methods_" in readme_cmd:
-            for method in sorted(p.stem for p in (ROOT / "configs" / "method").glob("*.yaml")):
-                assert f"| {method} | 1 |" in p.stdout, p.stdout  # one seed here (ONE_SEED_SWEEPS)
+            # a row for every method the README's sweeps into that folder name (one seed here: ONE_SEED_SWEEPS)
+            folder = shlex.split(readme_cmd)[2]
+            swept = {
+                m
+                for c in train_commands()
+                for a in shlex.split(c)
+                if f"hydra.sweep.dir={folder}" in c and a.startswith("method=")
+                for m in a.split("=", 1)[1].split(",")
+            }
+            if "--baselines" in readme_cmd:  # the README's table of every method
+                assert swept == {p.stem for p in (ROOT / "configs" / "method").glob("*.yaml")}, readme_cmd
+            assert swept, readme_cmd
+            for method in sorted(swept):
+                assert f"| {method} | 1 |" in p.stdout, p.stdout
             if "--baselines" in readme_cmd:
                 assert "| random_init |" in p.stdout and "| raw_pixels |" in p.stdout, p.stdout
         elif script == "scripts/collect.py" and "--baselines" in readme_cmd:
