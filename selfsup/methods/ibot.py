@@ -113,8 +113,6 @@ class IBOT(DINO):
         self.teacher_patch_temperature = teacher_patch_temperature
         self.warmup_teacher_patch_temperature = warmup_teacher_patch_temperature
         self.mask_ratio, self.mask_ratio_var = [float(m) for m in mask_ratio], [float(v) for v in mask_ratio_var]
-        embed: Any = self.backbone.model.patch_embed  # type: ignore[union-attr]  # a ViT: checked by Method
-        self.patch_size = int(embed.patch_size[0])
         self.mask_embed = _MaskToken(int(self.backbone.model.embed_dim))  # type: ignore[union-attr,arg-type]
 
     def trained_modules(self) -> list[nn.Module]:
@@ -148,7 +146,7 @@ class IBOT(DINO):
     def objective(self, views: Views, index: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, g = views.images, views.global_count
         x = self.to_memory_format(views.groups[0])  # (G*B, C, S, S): the global views
-        embed: Any = self.backbone.model.patch_embed  # type: ignore[union-attr]
+        embed: Any = self.backbone.model.patch_embed  # type: ignore[union-attr]  # a ViT: checked by Method
         grid = tuple(embed.dynamic_feat_size(tuple(x.shape[-2:])))  # padded up with dynamic_img_pad
         mask = self.random_masks(g, b, grid, x.device)
         student = self.backbone.tokens(x, mask=mask, mask_token=self.mask_embed.token)  # type: ignore[operator]

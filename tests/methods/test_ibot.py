@@ -126,7 +126,7 @@ def test_the_objective_is_the_loss_of_its_own_networks() -> None:
     torch.manual_seed(5)
     loss, h, z = module.objective(views, index)
     torch.manual_seed(5)
-    grid = (x.shape[-2] // module.patch_size, x.shape[-1] // module.patch_size)
+    grid = module.backbone.model.patch_embed.dynamic_feat_size(tuple(x.shape[-2:]))
     mask = module.random_masks(2, b, grid, x.device)
     assert mask.any()
     student = module.backbone.tokens(x, mask=mask, mask_token=module.mask_embed.token)
