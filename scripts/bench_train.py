@@ -236,14 +236,15 @@ def bench_methods(batch: int, steps: int, warmup: int) -> list[str]:
     for m in ["simclr", *methods]:
         own: list[str] = []
         labels[m] = m
+        cls: Any = registry.method_class(m)
+        with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+            its_own = compose(config_name="train", overrides=[f"method={m}"])  # the method's config as it is
         # a method that reads patch tokens keeps its config's Vision Transformer
-        if getattr(registry.method_class(m), "needs_tokens", False):
-            with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-                name = compose(config_name="train", overrides=[f"method={m}"]).backbone.name
+        if getattr(cls, "needs_tokens", False):
+            name = its_own.backbone.name
             own, labels[m] = ["backbone=timm", f"backbone.name={name}", "backbone.cifar_stem=false"], f"{m} ({name})"
         # a method that needs a file of the user's (distillation's teacher) gets its stand-in
-        channels = int(_compose([f"method={m}"]).data.channels)
-        cls: Any = registry.method_class(m)
+        channels = int(its_own.data.channels)
         stand_in = cls.stand_in_overrides(Path(tempfile.mkdtemp()), channels)
         if stand_in:
             labels[m] = f"{m} (stand-in: {', '.join(o.split('=', 1)[0] for o in stand_in)})"
