@@ -32,7 +32,8 @@ class DINO(TeacherMethod):
     - the teacher sees the global views only, the student every view, multi-crop's local views
       included (a ViT takes them at their size with ``backbone.model_kwargs.dynamic_img_size``);
     - the teacher is an EMA of the student's backbone and head, momentum 0.996 -> 1 on a cosine
-      schedule over the run's steps;
+      schedule over the run's steps (``base_momentum``; ``method=dino`` starts at 0.9, for runs of
+      hundreds of steps);
     - the teacher temperature rises linearly from ``warmup_teacher_temperature`` to
       ``teacher_temperature`` over the first ``warmup_teacher_temperature_epochs`` epochs (the
       paper: 0.04 -> 0.07 over 30), per epoch as the official schedule;
