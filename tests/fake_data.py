@@ -42,13 +42,13 @@ def make_fashion_mnist(root: Path, n_train: int = 64, n_test: int = 32) -> Path:
 def make_cifar_npz(path: Path, n_train: int = 50, n_test: int = 20) -> dict[str, np.ndarray]:
     """Decoded CIFAR arrays as ``shared/datasets/cifar10.py OUT --npz F`` writes them; returns them."""
     rng = np.random.default_rng(0)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
         "y_train": np.arange(n_train, dtype=np.int64) % 10,
         "x_test": rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
         "y_test": np.arange(n_test, dtype=np.int64) % 10,
     }
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy 2.4 stubs match **arrays against allow_pickle
     return arrays
 
 
