@@ -14,6 +14,10 @@
   is not a timm model (the small CNN) names ``selfsup.backbones.SmallCNN`` there;
   :func:`load_exported` builds either.
 - ``README.md``: a model card (method, loss, data, epochs, metrics, how to load).
+- ``model.onnx`` (``scripts/export.py RUN_DIR --onnx``): the same encoder for ONNX runtimes, input
+  ``images`` (batch, C, H, W) float32 normalised as ``pretrained_cfg`` says, output ``features``
+  (batch, num_features), the batch axis dynamic; checked with onnxruntime against the PyTorch
+  encoder on the run's held-out images before the directory is swapped in (:func:`write_onnx`).
 
 The directory is written beside its public name and swapped in whole (:mod:`selfsup.owned_dir`):
 at every instant ``export/`` is the old complete version or the new one.
@@ -27,16 +31,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
-from selfsup.owned_dir import replacing
+from selfsup.errors import CheckpointError
+from selfsup.owned_dir import owned, replacing
 
 EXPORT = "export"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
+ONNX = "model.onnx"
+#: The largest absolute difference allowed between onnxruntime's features and PyTorch's.
+ONNX_TOLERANCE = 1e-4
 
 
 def export_encoder(
@@ -47,6 +56,7 @@ def export_encoder(
     std: Sequence[float],
     image_size: int,
     card: Mapping[str, Any],
+    onnx_inputs: Tensor | None = None,
 ) -> Path:
     """Write ``out/`` (replacing it whole) from ``encoder``, a backbone with ``export_config()``.
 
@@ -60,12 +70,13 @@ def export_encoder(
         std: the per-channel standard deviation the encoder's inputs were normalised with.
         image_size: the side of the views it was trained on.
         card: what the model card lists: ``method``, ``loss``, ``data``, ``epochs``, ``metrics``.
+        onnx_inputs: also write ``model.onnx``, checked on these normalised images (:func:`write_onnx`).
     """
     encoder = getattr(encoder, "_orig_mod", encoder)  # a torch.compile wrapper: the module inside
     if not hasattr(encoder, "export_config"):
         raise TypeError(f"{type(encoder).__name__} has no export_config(): it cannot be exported")
     spec = encoder.export_config()  # type: ignore[operator]
-    state = {k: v.detach().to("cpu").contiguous() for k, v in spec.pop("state_dict").items()}
+    state = _on_cpu(spec.pop("state_dict"))
     channels = int(spec["model_args"].get("in_chans", len(mean)))
     config = {
         **spec,
@@ -82,13 +93,89 @@ def export_encoder(
     with replacing(out, EXPORT) as tmp:
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        (tmp / CARD).write_text(_card(config, card))
+        onnx = None if onnx_inputs is None else (write_onnx(encoder, tmp / ONNX, onnx_inputs), len(onnx_inputs))
+        (tmp / CARD).write_text(_card(config, card, onnx))
     return out
 
 
-def export_run(cfg: DictConfig, module: Any, out: Path, epochs: int | None, metrics: Mapping[str, float]) -> Path:
+def export_state(encoder: nn.Module) -> dict[str, Tensor]:
+    """The tensors ``model.safetensors`` holds for ``encoder``."""
+    encoder = getattr(encoder, "_orig_mod", encoder)
+    return _on_cpu(encoder.export_config()["state_dict"])  # type: ignore[operator]
+
+
+def _on_cpu(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def holds_weights(out: Path, encoder: nn.Module) -> bool:
+    """Whether ``out`` is an export selfsup wrote whose weights are ``encoder``'s, tensor for tensor:
+    writing it again from ``encoder`` (adding ``model.onnx``) loses nothing."""
+    if not (out.is_dir() and owned(out) and (out / WEIGHTS).is_file()):
+        return False
+    try:
+        have = load_file(str(out / WEIGHTS))
+    except Exception:  # noqa: BLE001  # an unreadable file is not the same weights
+        return False
+    want = export_state(encoder)
+    return have.keys() == want.keys() and all(torch.equal(have[k], want[k]) for k in want)
+
+
+def write_onnx(encoder: nn.Module, path: Path, images: Tensor) -> float:
+    """Write ``encoder`` (a float32 copy on the CPU, in eval mode) to ``path`` with torch's ONNX
+    exporter (``dynamo=True``, one file, the batch axis dynamic), then run the file with
+    onnxruntime on ``images`` (normalised, (B, C, H, W)) and compare with the encoder's features.
+
+    Returns:
+        The largest absolute difference.
+
+    Raises:
+        CheckpointError: the difference is above :data:`ONNX_TOLERANCE` (nothing of the caller's
+            replaced directory is swapped in).
+    """
+    import copy
+
+    import onnxruntime as ort
+
+    model = copy.deepcopy(getattr(encoder, "_orig_mod", encoder)).float().cpu().eval()
+    x = images.detach().float().cpu().contiguous(memory_format=torch.contiguous_format)
+    if len(x) < 2:
+        raise ValueError("write_onnx needs at least 2 images (the exported batch axis is dynamic)")
+    with torch.no_grad():
+        want = model(x)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=["images"],
+            output_names=["features"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            external_data=False,
+            dynamo=True,
+            verbose=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(["features"], {"images": x.numpy()})[0])
+    diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
+    if not diff <= ONNX_TOLERANCE:
+        raise CheckpointError(
+            f"the ONNX export differs from the PyTorch encoder by {diff:.3g} on {len(x)} held-out images "
+            f"(shapes {tuple(got.shape)} and {tuple(want.shape)}; allowed {ONNX_TOLERANCE}): not written"
+        )
+    return diff
+
+
+def export_run(
+    cfg: DictConfig,
+    module: Any,
+    out: Path,
+    epochs: int | None,
+    metrics: Mapping[str, float],
+    onnx_inputs: Tensor | None = None,
+) -> Path:
     """:func:`export_encoder` of a run: ``module.eval_encoder`` (a :class:`~selfsup.methods.Method`'s),
-    with the normalisation and view size of ``cfg`` and a card of its choices."""
+    with the normalisation and view size of ``cfg`` and a card of its choices; ``model.onnx`` too
+    when ``onnx_inputs`` (normalised held-out images) are given."""
     choices = cfg.get("choices") or {}
     return export_encoder(
         module.eval_encoder,
@@ -104,6 +191,7 @@ def export_run(cfg: DictConfig, module: Any, out: Path, epochs: int | None, metr
             "encoder": module.eval_with,
             "metrics": metrics,
         },
+        onnx_inputs=onnx_inputs,
     )
 
 
@@ -138,7 +226,7 @@ def load_exported(path: str | Path) -> nn.Module:
     return model.eval()
 
 
-def _card(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
+def _card(config: Mapping[str, Any], card: Mapping[str, Any], onnx: tuple[float, int] | None = None) -> str:
     metrics = card.get("metrics", {})
     rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in metrics.items() if isinstance(v, int | float))
     arch, args = config["architecture"], config["model_args"]
@@ -172,7 +260,17 @@ def _card(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
         f"Input: {pc['input_size'][0]} channels, {pc['input_size'][1]} px, normalised with mean "
         f"{pc['mean']} and std {pc['std']}.\n\n"
         f"## Load\n\n{load}\n\n"
-        f"## Held-out metrics at the end of pretraining\n\n| metric | value |\n|---|---|\n{rows}\n"
+        + (
+            "With onnxruntime (`model.onnx`: input `images`, (batch, C, H, W) float32 normalised as above; "
+            "output `features`):\n\n```python\nimport onnxruntime as ort\n\n"
+            'session = ort.InferenceSession("export/model.onnx")\n'
+            'features = session.run(["features"], {"images": x})[0]\n```\n\n'
+            f"Checked with onnxruntime when written: its features differ from PyTorch's by at most {onnx[0]:.2g} "
+            f"on {onnx[1]} held-out images.\n\n"
+            if onnx is not None
+            else ""
+        )
+        + f"## Held-out metrics at the end of pretraining\n\n| metric | value |\n|---|---|\n{rows}\n"
     )
 
 

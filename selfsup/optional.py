@@ -45,6 +45,27 @@ OPTIONAL: dict[str, Needs] = {
 }
 
 
+# A script's flag -> what it imports (several packages, one extra). pyproject.toml's extras hold them.
+FLAGS: dict[str, tuple[Needs, ...]] = {
+    "export --onnx": (
+        Needs("onnx", "onnx", "onnx"),
+        Needs("onnxscript", "onnxscript", "onnx"),  # torch.onnx's exporter
+        Needs("onnxruntime", "onnxruntime", "onnx"),  # the check of the written file
+    ),
+}
+
+
+def require_flag(flag: str) -> None:
+    """Refuse ``flag`` (a key of :data:`FLAGS`) in one line naming it and the packages it lacks."""
+    missing = [n for n in FLAGS[flag] if not installed(n.module)]
+    if missing:
+        names = " ".join(n.package for n in missing)
+        raise MissingPackageError(
+            f"{flag} needs the package{'s' if len(missing) > 1 else ''} {', '.join(n.package for n in missing)}: "
+            f"pip install {names} (or selfsup[{missing[0].extra}])"
+        )
+
+
 def _message(option: str) -> str:
     needs = OPTIONAL[option]
     return f"{option} needs the package {needs.package}: pip install {needs.package} (or selfsup[{needs.extra}])"

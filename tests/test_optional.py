@@ -13,7 +13,7 @@ import pytest
 from selfsup.cli import make_shards as make_shards_cli
 from selfsup.cli import train as train_cli
 from selfsup.errors import MissingPackageError
-from selfsup.optional import OPTIONAL, check_choices, check_command_line, installed, require
+from selfsup.optional import FLAGS, OPTIONAL, check_choices, check_command_line, installed, require
 from tests.conftest import CONFIGS, ROOT, TINY, launch
 
 
@@ -35,9 +35,14 @@ def test_every_optional_option_is_a_config_and_its_package_an_extra() -> None:
         assert (CONFIGS / group / f"{name}.yaml").is_file(), option
         assert [r.split(">")[0] for r in extras[needs.extra]] == [needs.package], (option, extras[needs.extra])
         assert installed(needs.module), f"{needs.package} is not installed here: `make install` installs every extra"
+    for flag, needed in FLAGS.items():  # a script's flag: its packages, one extra
+        (extra,) = {n.extra for n in needed}
+        assert [r.split(">")[0] for r in extras[extra]] == [n.package for n in needed], (flag, extras[extra])
+        assert all(installed(n.module) for n in needed), f"{flag}: `make install` installs every extra"
+    flag_extras = [n[0].extra for n in FLAGS.values()]
     optional_extras = {e for e in extras if e not in ("all", "dev", "docs")}  # docs: `make docs`, no option
-    assert optional_extras == {n.extra for n in OPTIONAL.values()}
-    assert extras["all"] == [f"selfsup[{','.join(n.extra for n in OPTIONAL.values())}]"]
+    assert optional_extras == {n.extra for n in OPTIONAL.values()} | set(flag_extras)
+    assert extras["all"] == [f"selfsup[{','.join([n.extra for n in OPTIONAL.values()] + flag_extras)}]"]
     assert "selfsup[all]" in extras["dev"]  # make install: the tests run every option
     assert "selfsup[docs]" in extras["dev"]  # and `make docs` builds the site
 
