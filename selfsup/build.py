@@ -272,8 +272,9 @@ def build_metric_callbacks(cfg: DictConfig, num_classes: int) -> list[HeldOutMet
         metrics = [
             rankme_cb,
             ViewMetricsCallback(m.every_n_epochs, m.lidar_images, m.lidar_views, m.lidar_delta, m.lidar_eps, cfg.seed),
-            KNNCallback(num_classes, m.knn_every_n_epochs, cfg.eval.knn_k, cfg.eval.knn_temperature),
         ]
+        if num_classes:  # no labels: no kNN
+            metrics.append(KNNCallback(num_classes, m.knn_every_n_epochs, cfg.eval.knn_k, cfg.eval.knn_temperature))
     return [*metrics, build_collapse_check(cfg, num_classes, rankme_cb)]
 
 

@@ -26,11 +26,13 @@ from selfsup.build import (
     no_validation_warning,
     save_config,
 )
+from selfsup.data.base import Streamed
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.final import final_evaluation
 from selfsup.eval.layers import split_rows, stage_encoders
+from selfsup.eval.neighbours import GALLERY, NEIGHBOURS, QUERIES, seeded_sample, write_neighbours
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import below_baselines, format_table, table_columns
 from selfsup.export import EXPORT, export_finished_run, not_exportable
@@ -128,7 +130,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 # of an earlier attempt besides results.json and FAILED, so that none of it passes for the new
 # run's: its metrics, its products, and its checkpoints (last.previous.ckpt would otherwise be the
 # new run's fallback until its second save).
-FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES, CURVES)
+FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES, CURVES, NEIGHBOURS)
 
 
 def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule, module: Method) -> dict[str, Any]:
@@ -165,7 +167,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
         *mid_epoch_checkpoints(cfg.checkpoint_every_n_steps, run_dir / "checkpoints"),
         FiniteLoss(),
     ]
-    if cfg.eval.online_probe:
+    if cfg.eval.online_probe and dm.num_classes:  # no labels: nothing to probe
         callbacks.append(OnlineLinearProbe(dm.num_classes, lr=cfg.eval.online_probe_lr))
     metric_cbs = build_metric_callbacks(cfg, dm.num_classes)
     callbacks += metric_cbs
@@ -229,6 +231,11 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
             if isinstance(lg, CSVLogger):
                 plot_temperatures(Path(lg.log_dir) / "metrics.csv", run_dir / TEMPERATURES)
                 plot_curves(Path(lg.log_dir) / "metrics.csv", run_dir / CURVES)
+        if not dm.num_classes and not isinstance(getattr(dm.splits, "train", None), Streamed):  # no labels: neighbours
+            queries = dm.held_out_images(QUERIES)
+            gallery = dm.train_images(seeded_sample(dm.train_size(), GALLERY, cfg.seed))
+            encoder, prepare = module.eval_encoder, module.view_maker.prepare
+            results["neighbours"] = write_neighbours(encoder, prepare, queries, gallery, run_dir / NEIGHBOURS).name
         results["export"] = export_finished_run(
             cfg, module, run_dir / EXPORT, trainer.current_epoch, rows["pretrained"]
         )
@@ -258,12 +265,24 @@ def process_seconds() -> float:
 _IMPORTED = time.monotonic()
 
 
+#: The label-free metrics of the pretrained encoder a run without labels reports: name, key.
+LABEL_FREE = (("RankMe", "rankme_backbone"), ("LiDAR", "lidar_backbone"), ("alignment", "align_backbone"),
+              ("uniformity", "uniform_backbone"))  # fmt: skip
+
+
 def _report(rows: dict[str, dict[str, float]], results: dict[str, Any], run_dir: Path, warnings: list[str]) -> None:
     took = f"pretraining took {results['pretrain_seconds']:.1f} s, the final evaluation {results['eval_seconds']:.1f} s"
     print(
         f"\n{took}; {results['process_seconds']:.1f} s from process start; offline evaluation on the held-out split:\n"
     )
     print(format_table(rows, collapsed=["pretrained"] if warnings else []))
+    if "neighbours" in results:
+        m = rows["pretrained"]
+        free = ", ".join(f"{name} {m[k]:.3g}" for name, k in LABEL_FREE if k in m)
+        print(
+            f"\nno labels (data.eval_path names a labelled folder for the probes); label-free: {free}; "
+            f"each held-out image's nearest training images: {run_dir / results['neighbours']}"
+        )
     for w in warnings:
         print(f"\nWARNING: {w}")
     for remark in below_baselines(rows):

@@ -185,6 +185,7 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "cifar100": fake_data.make_cifar_pickles(base / "cifar100", 100, n_train=200, n_test=100),
         "stl10": fake_data.make_stl10(base / "stl10"),
         "imagefolder": fake_data.make_image_folder(base / "folder"),
+        "photos": fake_data.make_photos(base / "photos"),  # PHOTOS_DIR: a folder without layout or labels
     }
     # data=shards: the image folder written by the docs' scripts/make_shards.py
     assert make_shards_cli.main([str(roots["imagefolder"]), str(base / "shards")]) == 0

@@ -92,3 +92,16 @@ def make_image_folder(root: Path, splits: tuple[str, ...] = ("train", "val"), n:
             img = Image.fromarray(x[i].transpose(1, 2, 0)).resize((size + 8, size))
             img.save(d / f"{i:03d}.png")
     return root
+
+
+def make_photos(root: Path, n: int = 40) -> Path:
+    """``n`` unlabelled photos at depths 0 to 2 (``000.png``, ``2026/001.png``, ``2026/cam1/002.jpg``),
+    of various sizes, no classes: a blue or yellow half, left or top, in turn, so that an encoder's
+    neighbours have something to find."""
+    for i in range(n):
+        folder = root / ["", "2026", "2026/cam1"][i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        img = Image.new("RGB", (40 + i % 5, 36), (20, 20, 20))
+        img.paste((230, 200, 40) if i % 2 else (40, 90, 230), (0, 0, 20 + i % 5, 36) if i % 4 < 2 else (0, 0, 40, 18))
+        img.save(folder / f"{i:03d}.{'jpg' if i % 3 == 2 else 'png'}")
+    return root

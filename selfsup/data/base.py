@@ -60,8 +60,9 @@ class ImageSplits:
 
     Attributes:
         train: pretraining images (labels used only by probes; -1 where unlabelled).
-        test: held-out labelled images for evaluation.
-        num_classes: label count.
+        test: held-out images for evaluation: labelled, or (``num_classes`` 0) label -1, for the
+            label-free metrics only.
+        num_classes: label count; 0: no labels anywhere, no probe.
         probe_train: labelled images the probes fit on; defaults to the labelled part of train.
     """
 

@@ -1,4 +1,6 @@
-"""Images in class folders (``ROOT/<split>/<class>/*.jpg``), decoded lazily on the CPU.
+"""Images in folders, decoded lazily on the CPU: class folders (``ROOT/train/<class>/*.jpg``, with
+``ROOT/val/<class>/`` or a seeded held-out slice of train), or any folder of images at any depth,
+unlabelled (:func:`folder_splits`).
 
 A file PIL cannot decode (corrupt, truncated, not an image) is handled by ``on_bad_image``:
 
@@ -17,6 +19,7 @@ the sample lists (and logged), so no substitution happens during training.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -35,6 +38,7 @@ from tqdm import tqdm
 
 from selfsup.data.base import ImageSplits
 from selfsup.errors import ConfigError, DataError, MissingFileError
+from selfsup.schema import NonNegativeInt, OpenFraction
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +226,13 @@ class FolderImageDataset(Dataset):
                 bar.update(len(block))
         return bad
 
+    def subset(self, positions: list[int]) -> FolderImageDataset:
+        """The same dataset over ``samples[positions]`` only (sample indices renumbered from 0)."""
+        part = copy.copy(self)
+        part.samples = [self.samples[i] for i in positions]
+        part._skipped = set()
+        return part
+
     def drop(self, paths: set[str]) -> None:
         """Remove ``paths`` from the samples (indices are renumbered)."""
         self.samples = [s for s in self.samples if s[0] not in paths]
@@ -264,6 +275,31 @@ def verify_images(datasets: list[FolderImageDataset], on_bad_image: OnBadImage) 
     )
 
 
+def held_out_split(
+    ds: FolderImageDataset, fraction: float, seed: int, stratify: bool
+) -> tuple[FolderImageDataset, FolderImageDataset]:
+    """``ds`` split in two by a seeded permutation: ``round(fraction * len)`` images held out (at least
+    one, and one image left to train on), per class when ``stratify`` (each class at least one image
+    in each part when it has two), the rest for training; each part in ``ds``'s order."""
+    rng = np.random.default_rng(seed)
+    groups: dict[int, list[int]] = {}
+    for i, (_, label) in enumerate(ds.samples):
+        groups.setdefault(label if stratify else 0, []).append(i)
+    held: list[int] = []
+    for members in groups.values():
+        n = len(members)
+        k = min(max(round(fraction * n), 1), n - 1) if n > 1 else 0
+        held += [members[j] for j in rng.permutation(n)[:k]]
+    if not held:
+        raise DataError(f"{ds.root}: {len(ds)} image(s), too few to hold any out for evaluation (2 or more needed)")
+    keep = set(held)
+    return ds.subset([i for i in range(len(ds)) if i not in keep]), ds.subset(sorted(held))
+
+
+def _class_folders(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_dir() for p in folder.iterdir())
+
+
 def folder_splits(
     path: str,
     image_size: int,
@@ -271,27 +307,85 @@ def folder_splits(
     test_split: str = "auto",
     on_bad_image: OnBadImage = "error",
     verify: bool = False,
+    eval_path: str | None = None,
+    held_out_fraction: OpenFraction = 0.1,
+    split_seed: NonNegativeInt = 0,
 ) -> ImageSplits:
-    """``path/train`` for pretraining and probes, ``path/val`` or ``path/test`` for evaluation.
+    """The training and held-out images of a folder, in the layout it has:
+
+    - ``path/train/<class>/`` (class sub-folders under ``train/``): labelled, classes the sorted
+      folder names; evaluated on ``path/val/<class>/`` (or ``test/``), or without one on a seeded,
+      stratified ``held_out_fraction`` of train, which is then not trained on;
+    - anything else (a flat folder, any depth of sub-folders, no ``train/``): every image found, at
+      any depth, unlabelled (label -1, ``num_classes`` 0), with a seeded ``held_out_fraction`` held
+      out for the label-free metrics. Sub-folders are not taken for classes: a folder of photos
+      by date or camera is not labelled by them.
+
+    ``eval_path`` names a labelled folder (the first layout) for the probes: its training images fit
+    them and its held-out images score them; the images of ``path`` are then all trained on.
 
     Args:
-        path: dataset root.
+        path: the data's folder.
         image_size: side of the stored square images.
         channels: 1 or 3.
-        test_split: sub-folder used for evaluation; "auto" takes ``val`` or else ``test``.
+        test_split: the labelled layout's evaluation sub-folder; "auto" takes ``val``, else ``test``,
+            else the held-out slice.
         on_bad_image: ``"error"``: an unreadable image stops the run with a DataError naming it;
             ``"skip"``: it is skipped (see the module docstring).
         verify: decode every image now, before training (see :func:`verify_images`).
+        eval_path: a labelled folder whose images fit and score the probes (None: ``path``'s own).
+        held_out_fraction: the share of images held out where no evaluation folder exists.
+        split_seed: the seed of that split (independent of the run's seed).
     """
     root = Path(path)
+    if not root.is_dir():
+        raise MissingFileError(f"data.path={root}: no such folder")
+    if not 0 < held_out_fraction < 1:
+        raise ConfigError(f"data.held_out_fraction={held_out_fraction}; expected a share between 0 and 1")
+    if _class_folders(root / "train"):
+        splits = _labelled(root, image_size, channels, test_split, on_bad_image, held_out_fraction, split_seed)
+    else:
+        everything = FolderImageDataset(root, image_size, channels, on_bad_image=on_bad_image, labelled=False)
+        if eval_path is None:
+            train, test = held_out_split(everything, held_out_fraction, split_seed, stratify=False)
+            splits = ImageSplits(train, test, num_classes=0)
+        else:
+            splits = ImageSplits(everything, everything, num_classes=0)
+    if eval_path is not None:
+        ev = Path(eval_path)
+        if not _class_folders(ev / "train"):
+            raise MissingFileError(
+                f"data.eval_path={ev}: the probes need labelled images, {ev}/train/<class>/ (and {ev}/val/<class>/ "
+                "or a held-out slice of train); none found"
+            )
+        labelled = _labelled(ev, image_size, channels, "auto", on_bad_image, held_out_fraction, split_seed)
+        splits = ImageSplits(splits.train, labelled.test, labelled.num_classes, probe_train=labelled.train)
+    datasets = [d for d in (splits.train, splits.test, splits.probe_train) if isinstance(d, FolderImageDataset)]
+    datasets = list({id(d): d for d in datasets}.values())
+    check_first_of_each_class(datasets)
+    if verify:
+        verify_images(datasets, on_bad_image)
+    return splits
+
+
+def _labelled(
+    root: Path,
+    image_size: int,
+    channels: int,
+    test_split: str,
+    on_bad_image: OnBadImage,
+    held_out_fraction: float,
+    split_seed: int,
+) -> ImageSplits:
+    """``root/train/<class>/`` with ``root/<test_split>/<class>/`` or a stratified held-out slice."""
     if test_split == "auto":
-        test_split = next((s for s in ("val", "test") if (root / s).is_dir()), "val")
-    missing = [str(root / s) for s in ("train", test_split) if not (root / s).is_dir()]
-    if missing:
-        raise MissingFileError(
-            f"image folder data needs {root}/train/<class>/ and {root}/{test_split}/<class>/; missing: {missing}"
-        )
+        test_split = next((s for s in ("val", "test") if (root / s).is_dir()), "")
+    elif not (root / test_split).is_dir():
+        raise MissingFileError(f"image folder data needs {root}/{test_split}/<class>/ (test_split={test_split})")
     train = FolderImageDataset(root / "train", image_size, channels, on_bad_image=on_bad_image)
+    if not test_split:
+        train, test = held_out_split(train, held_out_fraction, split_seed, stratify=True)
+        return ImageSplits(train, test, num_classes=len(train.classes))
     extra = sorted(p.name for p in (root / test_split).iterdir() if p.is_dir() and p.name not in train.classes)
     if extra:
         raise DataError(
@@ -300,7 +394,4 @@ def folder_splits(
             f"{root}/train/{extra[0]}/"
         )
     test = FolderImageDataset(root / test_split, image_size, channels, classes=train.classes, on_bad_image=on_bad_image)
-    check_first_of_each_class([train, test])
-    if verify:
-        verify_images([train, test], on_bad_image)
     return ImageSplits(train, test, num_classes=len(train.classes))

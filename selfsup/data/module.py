@@ -174,6 +174,13 @@ class ImageDataModule(L.LightningDataModule):
         ds = self.splits.test
         return torch.stack([ds[i][0] for i in range(min(n, len(ds)))])  # type: ignore[arg-type]
 
+    def train_images(self, indices: list[int]) -> torch.Tensor:
+        """The training images at ``indices`` as one uint8 batch (an in-memory or folder set)."""
+        self.setup()
+        assert self.splits is not None
+        ds = self.splits.train
+        return torch.stack([ds[i][0] for i in indices])  # type: ignore[index]
+
     def feature_loader(self, ds: Dataset) -> DataLoader:
         """Unshuffled loader for feature extraction."""
         return self._loader(ds, self.eval_batch_size, shuffle=False, drop_last=False)

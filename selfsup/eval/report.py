@@ -54,9 +54,15 @@ def evaluate(
     """Linear probe and kNN top-1 (percent) on the test split, RankMe of test features.
 
     Probes fit on the labelled items of ``train_loader``; unlabelled items (label -1) are dropped.
+    With no labels (``num_classes`` 0) there is no probe and no kNN: RankMe only.
     """
-    tr_h, tr_y = labelled_features(backbone, train_loader, prepare, device=device)
     te = extract_features(backbone, test_loader, prepare, head=head, device=device)
+    out = {"rankme_backbone": rankme(te["h"])}
+    if "z" in te and head is not None:
+        out |= {f"rankme_{name}": rankme(z) for name, z in projector_parts(head, te["z"]).items()}
+    if num_classes == 0:
+        return out
+    tr_h, tr_y = labelled_features(backbone, train_loader, prepare, device=device)
     probe = linear_probe(
         tr_h.numpy(),
         tr_y.numpy(),
@@ -67,23 +73,10 @@ def evaluate(
         max_iter=settings.probe_max_iter,
         seed=settings.seed,
     )
-    out = {
-        "linear_top1": probe.top1,
-        "linear_C": probe.C,
-        "knn_top1": knn_top1(
-            tr_h,
-            tr_y,
-            te["h"],
-            te["labels"],
-            num_classes,
-            k=settings.knn_k,
-            temperature=settings.knn_temperature,
-        ),
-        "rankme_backbone": rankme(te["h"]),
-    }
-    if "z" in te and head is not None:
-        out |= {f"rankme_{name}": rankme(z) for name, z in projector_parts(head, te["z"]).items()}
-    return out
+    knn = knn_top1(
+        tr_h, tr_y, te["h"], te["labels"], num_classes, k=settings.knn_k, temperature=settings.knn_temperature
+    )
+    return {"linear_top1": probe.top1, "linear_C": probe.C, "knn_top1": knn} | out
 
 
 def below_baselines(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
@@ -121,5 +114,6 @@ def format_table(rows: Mapping[str, Mapping[str, float]], collapsed: Collection[
     ]
     for name, m in rows.items():
         label = f"{name} (collapsed)" if name in collapsed else name
-        lines.append(f"| {label} | {m['linear_top1']:.2f} | {m['knn_top1']:.2f} | {m['rankme_backbone']:.1f} |")
+        top1 = " | ".join(f"{m[k]:.2f}" if k in m else "–" for k in ("linear_top1", "knn_top1"))  # – : no labels
+        lines.append(f"| {label} | {top1} | {m['rankme_backbone']:.1f} |")
     return "\n".join(lines)
