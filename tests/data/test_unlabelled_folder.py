@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from selfsup.data.folder import FolderImageDataset, folder_splits
 from selfsup.errors import MissingFileError
-from selfsup.eval.neighbours import CELL, GAP, QUERIES, K
+from selfsup.eval.neighbours import CELL, GAP, QUERIES, K, neighbour_grid
 from selfsup.pipeline import run
 from tests.fake_data import make_image_folder, make_photos
 
@@ -71,3 +73,15 @@ def test_an_unlabelled_folder_trains_reports_label_free_metrics_and_a_neighbours
     cfg = composed(*folder, f"data.eval_path={labelled}")
     results = run(cfg, tmp_path / "probed", loss_choice="ntxent")
     assert {"linear_top1", "knn_top1", "lidar_backbone"} <= set(results["metrics"]) and "neighbours" not in results
+
+
+def test_the_neighbours_grid_draws_grey_and_colour_images_in_their_rows() -> None:
+    grey = torch.arange(4 * 8 * 8, dtype=torch.int64).remainder(251).to(torch.uint8).view(4, 1, 8, 8)
+    grid = np.asarray(neighbour_grid(grey[:2], grey, torch.tensor([[2, 3], [0, 1]])))
+    assert grid.shape == (2 * CELL + GAP, 3 * CELL + 3 * GAP, 3)
+    row1, first_neighbour = CELL + GAP, CELL + 2 * GAP
+    assert (grid[0, 0] == int(grey[0, 0, 0, 0])).all()  # the query, grey in all three channels
+    assert (grid[row1, first_neighbour] == int(grey[0, 0, 0, 0])).all()  # the second row's nearest: image 0
+    colour = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    colour[:, 2] = 200
+    assert np.asarray(neighbour_grid(colour, colour, torch.tensor([[0]])))[0, 0].tolist() == [0, 0, 200]
