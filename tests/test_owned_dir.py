@@ -226,7 +226,7 @@ def test_a_run_removes_what_a_killed_attempt_left(composed, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     "args,line",
     [
-        (["{tmp}/nope", "{tmp}/out"], "image folder {tmp}/nope needs {tmp}/nope/train/<class>/"),
+        (["{tmp}/nope", "{tmp}/out"], "image folder {tmp}/nope does not exist"),
         (["{tmp}/images", "{tmp}/out", "data.image_size=8"], "overrides ['data.image_size=8'] apply to data=NAME only"),
         (["{tmp}/images", "{tmp}/out", "--chunk-mb", "0"], "--chunk-mb 0.0: must be greater than 0"),
         (["data=nope", "{tmp}/out"], "data=nope: In 'train': Could not find 'data/nope'"),

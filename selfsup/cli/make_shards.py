@@ -3,10 +3,13 @@
     python scripts/make_shards.py /data/imagenet shards/imagenet      # an image folder
     python scripts/make_shards.py data=cifar10 shards/cifar10 data.root=data/cifar10
 
-An image folder is ``SOURCE/train/<class>/*`` and ``SOURCE/val/<class>/*`` (or ``test/``), the
-layout of ``data=imagefolder``: every file's bytes are stored as they are (a JPEG stays the same
-JPEG, at its full resolution and aspect ratio), in sorted path order, with its class (sorted
-folder names, as torchvision's ImageFolder). ``data=NAME`` shards one of the configured
+An image folder is read as ``data=imagefolder`` reads it (selfsup/data/folder.py): with
+``SOURCE/train/<class>/*`` labelled by its class folders (sorted names, as torchvision's
+ImageFolder) and held out from ``SOURCE/val/<class>/*`` (or ``test/``, or a seeded, stratified
+``--held-out-fraction`` of train); in any other layout every image at any depth, unlabelled (label
+-1, no classes), with a seeded ``--held-out-fraction`` held out. Every file's bytes are stored as
+they are (a JPEG stays the same JPEG, at its full resolution and aspect ratio), in sorted path
+order. ``data=NAME`` shards one of the configured
 in-memory sets (cifar10, cifar100, stl10, fashion_mnist, digits; ``data.*`` overrides after OUT
 as for train.py): each image is stored as a lossless PNG, so it reads back pixel for pixel.
 
@@ -33,19 +36,19 @@ from typing import Any
 SPLITS = ("train", "val")
 
 
-def _folder_items(source: Path, channels: int) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
+def _folder_items(
+    source: Path, channels: int, held_out_fraction: float, split_seed: int
+) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
     from PIL import Image
 
-    from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, check_bit_depth
-    from selfsup.errors import MissingFileError
+    from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, check_bit_depth, folder_splits
 
-    held_out = next((s for s in ("val", "test") if (source / s).is_dir()), None)
-    if not (source / "train").is_dir() or held_out is None:
-        raise MissingFileError(
-            f"image folder {source} needs {source}/train/<class>/ and {source}/val/<class>/ (or test/)"
-        )
-    train = FolderImageDataset(source / "train", size=1, channels=channels)
-    val = FolderImageDataset(source / held_out, size=1, channels=channels, classes=train.classes)
+    splits = folder_splits(
+        str(source), image_size=1, channels=channels, held_out_fraction=held_out_fraction, split_seed=split_seed
+    )
+    train, val = splits.train, splits.test
+    assert isinstance(train, FolderImageDataset) and isinstance(val, FolderImageDataset)
+    classes = train.classes if splits.num_classes else []
 
     def read(path: str) -> bytes:
         data = Path(path).read_bytes()
@@ -62,7 +65,7 @@ def _folder_items(source: Path, channels: int) -> tuple[dict[str, Iterator[dict[
             for i, ((path, label), data) in enumerate(zip(ds.samples, contents, strict=True)):
                 yield {"index": i, "label": label, "name": os.path.relpath(path, source), "image": data}
 
-    return {"train": items(train), "val": items(val)}, train.classes, {"train": len(train), "val": len(val)}
+    return {"train": items(train), "val": items(val)}, classes, {"train": len(train), "val": len(val)}
 
 
 def _config_items(
@@ -116,10 +119,14 @@ def _write(items: Iterable[dict[str, Any]], out: Path, chunk_bytes: int, total: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", help="an image folder (SOURCE/train/<class>/, SOURCE/val/<class>/) or data=NAME")
+    ap.add_argument("source", help="an image folder (any layout; SOURCE/train/<class>/ for classes) or data=NAME")
     ap.add_argument("out", type=Path, help="the shard root to write")
     ap.add_argument("overrides", nargs="*", help="data.* overrides for data=NAME (as for train.py)")
     ap.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 1 grey or 3 RGB")
+    ap.add_argument(
+        "--held-out-fraction", type=float, default=0.1, help="image folders without val/ or test/: the share held out"
+    )
+    ap.add_argument("--split-seed", type=int, default=0, help="the seed of that split")
     ap.add_argument("--chunk-mb", type=float, default=64.0, help="chunk file size in MB")
     ap.add_argument("--force", action="store_true", help="replace OUT if it exists (only shards selfsup wrote)")
     args = ap.parse_args(argv)
@@ -141,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.overrides:
                 raise ConfigError(f"overrides {args.overrides} apply to data=NAME only, not to an image folder")
-            streams, classes, counts = _folder_items(Path(args.source), args.channels)
+            streams, classes, counts = _folder_items(
+                Path(args.source), args.channels, args.held_out_fraction, args.split_seed
+            )
             channels = args.channels
         with replacing(args.out, "shards") as partial:
             for split in SPLITS:

@@ -339,7 +339,7 @@ def folder_splits(
     """
     root = Path(path)
     if not root.is_dir():
-        raise MissingFileError(f"data.path={root}: no such folder")
+        raise MissingFileError(f"image folder {root} does not exist")
     if not 0 < held_out_fraction < 1:
         raise ConfigError(f"data.held_out_fraction={held_out_fraction}; expected a share between 0 and 1")
     if _class_folders(root / "train"):

@@ -81,6 +81,31 @@ def test_image_folder_shards_keep_every_file_and_read_back_as_the_folder_does(tm
     assert torch.equal(full, torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1))
 
 
+def test_an_unlabelled_folder_shards_as_imagefolder_splits_it_and_trains_without_labels(
+    composed, tmp_path: Path, capsys  # type: ignore[no-untyped-def]
+) -> None:
+    from selfsup.data.folder import folder_splits
+    from selfsup.pipeline import run
+    from tests.fake_data import make_photos
+
+    src, out = make_photos(tmp_path / "photos"), tmp_path / "shards"
+    assert make_shards.main([str(src), str(out), "--held-out-fraction", "0.25", "--split-seed", "3"]) == 0
+    meta = json.loads((out / META).read_text())
+    assert meta["classes"] == [] and meta["samples"] == {"train": 30, "val": 10}
+    folder = folder_splits(str(src), image_size=16, held_out_fraction=0.25, split_seed=3)  # the same split
+    for split, ds in (("train", folder.train), ("val", folder.test)):
+        stored = StreamingDataset(str(out / split))
+        assert isinstance(ds, FolderImageDataset) and len(stored) == len(ds)
+        for i, (path, label) in enumerate(ds.samples):
+            item = stored[i]
+            assert item["image"] == Path(path).read_bytes() and item["label"] == label == -1
+    assert shard_splits(str(out), image_size=16, channels=3).num_classes == 0
+    shards = ["data=shards", f"data.path={out}", "data.image_size=16", "data.batch_size=8", "data.num_workers=0"]
+    results = run(composed(*shards, "data.view.size=16"), tmp_path / "run", loss_choice="ntxent")
+    assert "linear_top1" not in results["metrics"] and "lidar_backbone" in results["metrics"]
+    assert "| pretrained | – | – |" in capsys.readouterr().out
+
+
 def test_in_memory_sets_round_trip_pixel_exact(digit_shards: Path) -> None:
     ref = digits_splits()
     splits = shard_splits(str(digit_shards), image_size=8, channels=1)
