@@ -82,7 +82,9 @@ def test_image_folder_shards_keep_every_file_and_read_back_as_the_folder_does(tm
 
 
 def test_an_unlabelled_folder_shards_as_imagefolder_splits_it_and_trains_without_labels(
-    composed, tmp_path: Path, capsys  # type: ignore[no-untyped-def]
+    composed,
+    tmp_path: Path,
+    capsys,  # type: ignore[no-untyped-def]
 ) -> None:
     from selfsup.data.folder import folder_splits
     from selfsup.pipeline import run
