@@ -311,7 +311,10 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             if "--history" in readme_cmd:
                 assert "Optuna study: " in p.stdout and (tmp_path / "optuna_history.png").is_file(), p.stdout
         elif script == "scripts/export.py":
-            assert (tmp_path / "exported" / "model.safetensors").is_file()
+            out = tmp_path / "exported" if "--out runs/exported" in readme_cmd else run_dir / "export"
+            assert (out / "model.safetensors").is_file()
+            if "--onnx" in readme_cmd:
+                assert (out / "model.onnx").is_file() and "checked with onnxruntime" in p.stdout, p.stdout
         elif script == "scripts/embed.py":
             assert (run_dir / "embeddings.parquet").is_file() and "embedded 24 images" in p.stdout, p.stdout
         elif script == "scripts/make_shards.py":
