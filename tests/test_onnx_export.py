@@ -5,7 +5,9 @@ are refused in one line, and nothing that existed changes."""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnxruntime as ort
@@ -29,6 +31,20 @@ BACKBONES = {
     ],
 }
 QUIET = ["eval.baselines=[]", "eval.metrics.enabled=false"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_in_a_fresh_process() -> Iterator[None]:
+    """The script runs in a fresh process: the root logger at WARNING, no handler. An earlier test in
+    this worker (a run's Hydra job logging) may have left it at INFO with handlers on streams pytest
+    has closed since, and the exporter's INFO records would then print logging errors to stderr."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers.clear()
+    root.setLevel(logging.WARNING)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
