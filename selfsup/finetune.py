@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from selfsup.augment import ViewMaker
+from selfsup.data.base import seeded_indices
 from selfsup.eval.features import eval_mode
 from selfsup.methods.base import param_groups
 from selfsup.optim.schedule import warmup_cosine
@@ -134,8 +135,7 @@ def subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
     total = len(ds)  # type: ignore[arg-type]
     if n is None or n >= total:
         return ds
-    g = torch.Generator().manual_seed(seed)
-    return Subset(ds, sorted(torch.randperm(total, generator=g)[:n].tolist()))
+    return Subset(ds, seeded_indices(total, n, seed))
 
 
 def start_classifier(

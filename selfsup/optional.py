@@ -57,12 +57,11 @@ FLAGS: dict[str, tuple[Needs, ...]] = {
 
 def require_flag(flag: str) -> None:
     """Refuse ``flag`` (a key of :data:`FLAGS`) in one line naming it and the packages it lacks."""
-    missing = [n for n in FLAGS[flag] if not installed(n.module)]
+    missing = [n.package for n in FLAGS[flag] if not installed(n.module)]
     if missing:
-        names = " ".join(n.package for n in missing)
         raise MissingPackageError(
-            f"{flag} needs the package{'s' if len(missing) > 1 else ''} {', '.join(n.package for n in missing)}: "
-            f"pip install {names} (or selfsup[{missing[0].extra}])"
+            f"{flag} needs the package{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+            f"pip install {' '.join(missing)} (or selfsup[{FLAGS[flag][0].extra}])"
         )
 
 

@@ -26,13 +26,13 @@ from selfsup.build import (
     no_validation_warning,
     save_config,
 )
-from selfsup.data.base import Streamed
+from selfsup.data.base import Streamed, seeded_indices
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.final import final_evaluation
 from selfsup.eval.layers import split_rows, stage_encoders
-from selfsup.eval.neighbours import GALLERY, NEIGHBOURS, QUERIES, seeded_sample, write_neighbours
+from selfsup.eval.neighbours import GALLERY, NEIGHBOURS, QUERIES, write_neighbours
 from selfsup.eval.online_probe import OnlineLinearProbe
 from selfsup.eval.report import below_baselines, format_table, table_columns
 from selfsup.export import EXPORT, export_finished_run, not_exportable
@@ -233,7 +233,7 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
                 plot_curves(Path(lg.log_dir) / "metrics.csv", run_dir / CURVES)
         if not dm.num_classes and not isinstance(getattr(dm.splits, "train", None), Streamed):  # no labels: neighbours
             queries = dm.held_out_images(QUERIES)
-            gallery = dm.train_images(seeded_sample(dm.train_size(), GALLERY, cfg.seed))
+            gallery = dm.train_images(seeded_indices(dm.train_size(), GALLERY, cfg.seed))
             encoder, prepare = module.eval_encoder, module.view_maker.prepare
             results["neighbours"] = write_neighbours(encoder, prepare, queries, gallery, run_dir / NEIGHBOURS).name
         results["export"] = export_finished_run(

@@ -42,6 +42,13 @@ class TensorImageDataset(Dataset):
         return self.images[i], self.labels[i], i + self.index_offset
 
 
+def seeded_indices(total: int, n: int, seed: int) -> list[int]:
+    """``min(n, total)`` distinct indices of ``range(total)`` drawn with ``seed``, in index order."""
+    if n >= total:
+        return list(range(total))
+    return sorted(torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].tolist())
+
+
 @runtime_checkable
 class Streamed(Protocol):
     """A training set that streams itself (``data=shards``): its own resumable loader, and a

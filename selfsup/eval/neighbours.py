@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -73,10 +72,3 @@ def write_neighbours(
     with atomic_path(out) as tmp:
         grid.save(tmp, format="PNG")
     return out
-
-
-def seeded_sample(n: int, size: int, seed: int) -> list[int]:
-    """``min(n, size)`` distinct indices of ``range(n)``, sorted, drawn with ``seed``."""
-    if n <= size:
-        return list(range(n))
-    return sorted(np.random.default_rng(seed).choice(n, size, replace=False).tolist())
