@@ -118,7 +118,9 @@ BASELINE_SWEEPS = tuple(
 
 
 def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
-    args = [a.replace("PHOTOS_DIR", str(data_roots["photos"])) for a in shlex.split(cmd)[2:]]
+    args = shlex.split(cmd)[2:]
+    if "PHOTOS_DIR" in cmd:  # the README's unlabelled-folder command: the fake photo folder
+        args = [a.replace("PHOTOS_DIR", str(data_roots["photos"])) for a in args]
     if any(t in cmd for t in ONE_SEED_SWEEPS):
         args = ["seed=0" if a.startswith("seed=") else a for a in args]
     if any(t in cmd for t in TINY_BUDGET):
