@@ -117,11 +117,17 @@ def _secret_keys(node: Any, prefix: str = "") -> list[str]:
 
 
 def build_view_maker(cfg: DictConfig) -> ViewPipeline:
+    """The view maker of ``cfg.augment``; with ``data.normalize=auto``, an identity normalisation
+    until the run sets the measured one (:mod:`selfsup.data.stats`)."""
+    auto = {}
+    if cfg.data.get("normalize", "fixed") == "auto":
+        c = int(cfg.data.channels)
+        auto = {"mean": [0.0] * c, "std": [1.0] * c}
     try:
-        return instantiate(cfg.augment)
+        return instantiate(cfg.augment, **auto)
     except Exception as e:  # Hydra wraps the component's ValueError; name the group
-        cause = e.__cause__ or e
-        raise ConfigError(f"augment: {cause}") from e
+        cause = str(e.__cause__ or e)
+        raise ConfigError(cause if cause.startswith("augment") else f"augment: {cause}") from e
 
 
 def build_datamodule(cfg: DictConfig, view_maker: ViewPipeline | None = None) -> ImageDataModule:

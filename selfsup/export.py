@@ -5,7 +5,8 @@
   projector or predictor state.
 - ``config.json``: in timm's Hugging Face layout (``architecture``, ``num_classes`` 0,
   ``model_args``, ``pretrained_cfg`` with the training normalisation and the input size
-  (C, H, W), C the model's channels), so ``timm.create_model(architecture, pretrained=True,
+  (C, H, W), C the model's channels; and ``bit_depth``, 8 or 16: inputs are values divided by
+  255 or 65535, then normalised), so ``timm.create_model(architecture, pretrained=True,
   num_classes=0, pretrained_cfg_overlay=dict(pretrained_cfg, file="export/model.safetensors"),
   **model_args)`` loads it with no missing or unexpected key, and the model's ``pretrained_cfg``
   is the export's. (With only ``file`` in the overlay, timm keeps the architecture's own
@@ -57,6 +58,7 @@ def export_encoder(
     image_size: int,
     card: Mapping[str, Any],
     onnx_inputs: Tensor | None = None,
+    bit_depth: int = 8,
 ) -> Path:
     """Write ``out/`` (replacing it whole) from ``encoder``, a backbone with ``export_config()``.
 
@@ -71,6 +73,8 @@ def export_encoder(
         image_size: the side of the views it was trained on.
         card: what the model card lists: ``method``, ``loss``, ``data``, ``epochs``, ``metrics``.
         onnx_inputs: also write ``model.onnx``, checked on these normalised images (:func:`write_onnx`).
+        bit_depth: the bits per value of the training images (8 or 16): the encoder's input is the
+            image divided by ``2**bit_depth - 1``, then normalised (``config.json``'s ``bit_depth``).
     """
     encoder = getattr(encoder, "_orig_mod", encoder)  # a torch.compile wrapper: the module inside
     if not hasattr(encoder, "export_config"):
@@ -82,6 +86,7 @@ def export_encoder(
         **spec,
         "num_classes": 0,
         "num_features": int(encoder.num_features),  # type: ignore[arg-type]
+        "bit_depth": int(bit_depth),  # not timm's: pretrained_cfg takes only timm's own keys
         "pretrained_cfg": {
             "input_size": [channels, image_size, image_size],
             "mean": [float(m) for m in mean],
@@ -192,6 +197,7 @@ def export_run(
             "metrics": metrics,
         },
         onnx_inputs=onnx_inputs,
+        bit_depth=int(cfg.data.get("bit_depth", 8)),
     )
 
 
@@ -257,7 +263,8 @@ def _card(config: Mapping[str, Any], card: Mapping[str, Any], onnx: tuple[float,
         f"Pretrained without labels by selfsup on `{card.get('data', '?')}` for {card.get('epochs', '?')} epochs "
         f"({card.get('encoder', 'online')} encoder); the features are the pooled backbone output, "
         f"{config['num_features']} wide.\n\n"
-        f"Input: {pc['input_size'][0]} channels, {pc['input_size'][1]} px, normalised with mean "
+        f"Input: {pc['input_size'][0]} channels, {pc['input_size'][1]} px, {config.get('bit_depth', 8)}-bit values "
+        f"divided by {2 ** int(config.get('bit_depth', 8)) - 1}, then normalised with mean "
         f"{pc['mean']} and std {pc['std']}.\n\n"
         f"## Load\n\n{load}\n\n"
         + (

@@ -52,6 +52,7 @@ FLAGS: dict[str, tuple[Needs, ...]] = {
         Needs("onnxscript", "onnxscript", "onnx"),  # torch.onnx's exporter
         Needs("onnxruntime", "onnxruntime", "onnx"),  # the check of the written file
     ),
+    "reading .dcm files": (Needs("pydicom", "pydicom", "dicom"),),  # DICOM in data=imagefolder, make_shards, embed
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig
@@ -26,9 +27,11 @@ from selfsup.build import (
     no_validation_warning,
     save_config,
 )
+from selfsup.data import stats
 from selfsup.data.base import Streamed, seeded_indices
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
+from selfsup.errors import ConfigError
 from selfsup.eval.collapse import CollapseCheck
 from selfsup.eval.final import final_evaluation
 from selfsup.eval.layers import split_rows, stage_encoders
@@ -97,6 +100,10 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
         view_maker = build_view_maker(cfg)
         dm = build_datamodule(cfg, view_maker)
         dm.setup()  # reads the data now: a missing data set fails before anything is written
+        check_bit_depth(cfg, dm)
+        norm = auto_normalization(cfg, dm, run_dir, ckpt)
+        if norm is not None:
+            view_maker.set_normalization(norm["mean"], norm["std"])
         check_epoch_has_a_step(cfg, dm)
         check_mid_epoch_resume(cfg.checkpoint_every_n_steps, dm)
         module = build_module(cfg, view_maker)
@@ -117,7 +124,7 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(cfg, run_dir, ckpt, dm, module)
+        return _run(cfg, run_dir, ckpt, dm, module, norm)
     except BaseException as e:
         if lead:
             mark_failed(run_dir, e)
@@ -130,10 +137,46 @@ def run(cfg: DictConfig, run_dir: Path, loss_choice: str) -> dict[str, Any]:
 # of an earlier attempt besides results.json and FAILED, so that none of it passes for the new
 # run's: its metrics, its products, and its checkpoints (last.previous.ckpt would otherwise be the
 # new run's fallback until its second save).
-FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES, CURVES, NEIGHBOURS)
+FRESH = ("metrics.csv", "checkpoints", EXPORT, TEMPERATURES, CURVES, NEIGHBOURS, stats.STATS_FILE)
 
 
-def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule, module: Method) -> dict[str, Any]:
+def auto_normalization(cfg: DictConfig, dm: ImageDataModule, run_dir: Path, ckpt: Path | None) -> dict[str, Any] | None:
+    """``data.normalize=auto``'s statistics (:mod:`selfsup.data.stats`): a resumed run's own, else
+    measured now; None for ``data.normalize=fixed``."""
+    if cfg.data.get("normalize", "fixed") != "auto":
+        return None
+    if ckpt is not None and (saved := stats.read(run_dir)) is not None:
+        return saved
+    assert dm.splits is not None
+    measured = stats.measure(stats.training_images(dm.splits), int(cfg.data.get("bit_depth", 8)))
+    fmt = ", ".join
+    log.info(
+        "data.normalize=auto: per-channel mean [%s], std [%s] (%d training images)",
+        fmt(f"{v:.4f}" for v in measured["mean"]),
+        fmt(f"{v:.4f}" for v in measured["std"]),
+        measured["images"],
+    )
+    return measured
+
+
+def check_bit_depth(cfg: DictConfig, dm: ImageDataModule) -> None:
+    """Refuse a data set whose images are not of ``data.bit_depth``'s dtype (a built-in 8-bit set
+    with ``data.bit_depth=16``), before anything is written."""
+    assert dm.splits is not None
+    bits = int(cfg.data.get("bit_depth", 8))
+    dtype = stats.training_images(dm.splits)[0][0].dtype
+    if dtype != {8: torch.uint8, 16: torch.uint16}[bits]:
+        raise ConfigError(f"data.bit_depth={bits}, but data={cfg.data.name} holds {dtype} images; set data.bit_depth=8")
+
+
+def _run(
+    cfg: DictConfig,
+    run_dir: Path,
+    ckpt: Path | None,
+    dm: ImageDataModule,
+    module: Method,
+    norm: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     # Under DDP every process runs this; the run directory is rank 0's to write (the rank comes
     # from the launcher's environment: RANK, LOCAL_RANK or SLURM_PROCID, as Lightning reads it).
     lead = launcher_rank_zero()
@@ -147,6 +190,10 @@ def _run(cfg: DictConfig, run_dir: Path, ckpt: Path | None, dm: ImageDataModule,
             names = ", ".join(removed)
             log.warning(f"resume={cfg.resume}: starting {run_dir} over; removed the earlier attempt's {names}")
     resolved = save_config(cfg, run_dir, write=lead)
+    if norm is not None:  # data.normalize=auto: the statistics, beside the config that asked for them
+        if lead:
+            atomic_write_json(run_dir / stats.STATS_FILE, norm)
+        stats.apply(cfg, norm)  # the export records them
     git = git_revision()
     if lead:
         atomic_write_json(run_dir / "git.json", git)

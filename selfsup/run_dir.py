@@ -244,4 +244,11 @@ def trained_run(source: str | os.PathLike[str]) -> TrainedRun:
             raise MissingFileError(f"{p} not found ({what}); is {run_dir} a selfsup run directory?")
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert isinstance(cfg, DictConfig)
+    if cfg.data.get("normalize", "fixed") == "auto":  # the statistics the run measured
+        from selfsup.data import stats
+
+        norm = stats.read(run_dir)
+        if norm is None:
+            raise MissingFileError(f"{run_dir / stats.STATS_FILE} not found (the run's data.normalize=auto statistics)")
+        stats.apply(cfg, norm)
     return TrainedRun(run_dir, ckpt, cfg)

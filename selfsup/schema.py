@@ -58,18 +58,24 @@ class Node(BaseModel):
 
 class DataSchema(Node):
     name: str
-    channels: Literal[1, 3]
+    channels: PositiveInt
+    bit_depth: Literal[8, 16] = 8
+    normalize: Literal["fixed", "auto"] = "fixed"  # auto: statistics of the training images (selfsup.data.stats)
     image_size: PositiveInt
-    mean: Annotated[list[float], MinLen(1)]
-    std: Annotated[list[Positive], MinLen(1)]
+    mean: Annotated[list[float], MinLen(1)] | None
+    std: Annotated[list[Positive], MinLen(1)] | None
     batch_size: PositiveInt
     num_workers: NonNegativeInt
     on_device: bool = False  # serve training batches from the device (selfsup.data.device_batches)
 
     @model_validator(mode="after")
     def _one_statistic_per_channel(self) -> DataSchema:
+        if self.normalize == "auto":  # computed from the data: mean and std are not read
+            return self
         for key in ("mean", "std"):
-            if len(getattr(self, key)) != self.channels:
+            if getattr(self, key) is None:
+                raise ValueError(f"data.{key} is null: give one value per channel, or set data.normalize=auto")
+            if len(getattr(self, key)) != self.channels:  # type: ignore[arg-type]
                 raise ValueError(
                     f"data.{key} has {len(getattr(self, key))} values but data.channels={self.channels}: "
                     "give one per channel"

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from selfsup import registry
 from selfsup.cli import make_shards as make_shards_cli
+from selfsup.cli import make_spectral as make_spectral_cli
 from tests import command_server, fake_data, yaml_memo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +188,9 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "imagefolder": fake_data.make_image_folder(base / "folder"),
         "photos": fake_data.make_photos(base / "photos"),  # PHOTOS_DIR: a folder without layout or labels
     }
+    # data/spectral: the docs' scripts/make_spectral.py set, small (13 bands, 16 bits, 4 classes)
+    assert make_spectral_cli.main([str(base / "spectral"), "--train", "8", "--val", "4"]) == 0
+    roots["spectral"] = base / "spectral"
     # data=shards: the image folder written by the docs' scripts/make_shards.py
     assert make_shards_cli.main([str(roots["imagefolder"]), str(base / "shards")]) == 0
     return {**roots, "shards": base / "shards"}

@@ -43,6 +43,17 @@ def _image_folder(tmp: Path) -> list[str]:
     return [f"data.path={_images(tmp)}", "data.image_size=12"]
 
 
+def _cubes(tmp: Path) -> list[str]:
+    """A folder of 5-band 16-bit .npy images, one of which has 4 bands."""
+    import numpy as np
+
+    root = tmp / "cubes"
+    root.mkdir()
+    for i in range(8):
+        np.save(root / f"{i}.npy", np.full((12, 12, 4 if i == 0 else 5), 1000 * i, np.uint16))
+    return [f"data.path={root}", "data.image_size=12", "data.bit_depth=16", "data.normalize=auto"]
+
+
 def _empty_folder(tmp: Path) -> list[str]:
     (tmp / "empty" / "train" / "a").mkdir(parents=True)
     (tmp / "empty" / "val" / "a").mkdir(parents=True)
@@ -223,7 +234,21 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("stl10-missing", ["data=stl10", "data.root=/no/such/stl10"], _nothing, "/no/such/stl10"),
     ("corrupt-image", ["data=imagefolder"], _corrupt_folder, "bad.png"),
     ("val-class-not-in-train", ["data=imagefolder"], _val_class_not_in_train, "val/zebra: 1 class folder(s) of val/"),
-    ("sixteen-bit", ["data=imagefolder"], _sixteen_bit, "deep0.png has more than 8 bits per channel"),
+    ("sixteen-bit", ["data=imagefolder"], _sixteen_bit, "deep0.png has more than 8 bits per channel (PIL mode"),
+    (
+        "channels-disagree",
+        ["data=imagefolder", "augment=multispectral", "data.channels=5"],
+        _cubes,
+        "0.npy has shape (12, 12, 4) and data.channels=5: expected (H, W, 5) or (5, H, W)",
+    ),
+    (
+        "rgb-op-channels",
+        ["data=imagefolder", "data.channels=5"],
+        _cubes,
+        "augment.jitter: saturation 0.4 is an RGB op and data.channels=5; set it to 0",
+    ),
+    ("bit-depth-built-in", ["data.bit_depth=16"], _nothing, "data.bit_depth=16, but data=digits holds torch.uint8"),
+    ("normalize-auto-key", ["data.normalize=mean"], _nothing, "data.normalize='mean': "),
     ("on-device-folder", ["data=imagefolder", "data.on_device=true"], _image_folder, "data.on_device=true needs"),
     # Streamed data and mid-epoch checkpoints.
     (

@@ -89,9 +89,13 @@ def _run(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str
 
 # The method and objective tables' sweeps run one seed here: each method with each of its losses is
 # trained by tests/methods/test_contract.py already, and three seeds would repeat the same runs.
-ONE_SEED_SWEEPS = ("hydra.sweep.dir=multirun/methods_", "hydra.sweep.dir=multirun/objectives_")
+ONE_SEED_SWEEPS = (
+    "hydra.sweep.dir=multirun/methods_",
+    "hydra.sweep.dir=multirun/objectives_",
+    "hydra.sweep.dir=multirun/spectral",
+)
 # Tables whose own batch size and step budget give the fake data sets here no step: TINY's win.
-TINY_BUDGET = (*ONE_SEED_SWEEPS, "hydra.sweep.dir=multirun/fashion_baselines")
+TINY_BUDGET = (*ONE_SEED_SWEEPS, "hydra.sweep.dir=multirun/fashion_baselines", "data.path=data/spectral")
 BUDGET_KEYS = ("data.batch_size=", "trainer.limit_train_batches=")
 # Where the README's named sweeps (hydra.sweep.dir=multirun/...) run, below the test's tmp_path.
 SWEEPS = "sweeps"
@@ -121,6 +125,8 @@ def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
     args = shlex.split(cmd)[2:]
     if "PHOTOS_DIR" in cmd:  # the README's unlabelled-folder command: the fake photo folder
         args = [a.replace("PHOTOS_DIR", str(data_roots["photos"])) for a in args]
+    if "data.path=data/spectral" in cmd:  # docs/beyond-rgb.md: the generated set, small
+        args = [a.replace("data/spectral", str(data_roots["spectral"])) for a in args]
     if any(t in cmd for t in ONE_SEED_SWEEPS):
         args = ["seed=0" if a.startswith("seed=") else a for a in args]
     if any(t in cmd for t in TINY_BUDGET):
@@ -157,6 +163,7 @@ def test_every_readme_command_is_handled() -> None:
                     "python scripts/show_augment.py",
                     "python scripts/reproduce.py",
                     "python scripts/make_shards.py",
+                    "python scripts/make_spectral.py",
                     "mkdir -p data/cifar10 && tar -xzf cifar-10-python.tar.gz",  # test_the_cifar10_release_command
                     "sudo scripts/slurm_local.sh",  # tests/test_slurm.py
                     "bash scripts/gpu_evidence.sh",  # tests/test_gpu_evidence.py (its dry run)
@@ -267,6 +274,10 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         cmd = cmd.replace("--out runs/views.png", f"--out {tmp_path / 'views.png'}")
         cmd = cmd.replace("--out runs/exported", f"--out {tmp_path / 'exported'}")
         cmd = cmd.replace("IMAGES_DIR", str(data_roots["imagefolder"] / "val"))
+        cmd = cmd.replace("make_spectral.py data/spectral", f"make_spectral.py {tmp_path / 'spectral'}")
+        cmd = cmd.replace("--images data/spectral/", f"--images {data_roots['spectral']}/")
+        for named_run, actual in named_runs.items():  # a named run (runs/NAME) of a command above
+            cmd = re.sub(rf"(?<![\w/]){re.escape(named_run)}(?=[ /]|$)", str(actual), cmd)
         cmd = cmd.replace(
             "make_shards.py /data/imagenet data/shards/imagenet",
             f"make_shards.py {data_roots['imagefolder']} {tmp_path / 'shards'}",
@@ -314,11 +325,18 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
                 assert "Optuna study: " in p.stdout and (tmp_path / "optuna_history.png").is_file(), p.stdout
         elif script == "scripts/export.py":
             out = tmp_path / "exported" if "--out runs/exported" in readme_cmd else run_dir / "export"
+            if "runs/spectral" in readme_cmd:
+                out = named_runs["runs/spectral"] / "export"
+                assert json.loads((out / "config.json").read_text())["bit_depth"] == 16
             assert (out / "model.safetensors").is_file()
             if "--onnx" in readme_cmd:
                 assert (out / "model.onnx").is_file() and "checked with onnxruntime" in p.stdout, p.stdout
+        elif script == "scripts/embed.py" and "runs/spectral" in readme_cmd:
+            assert (named_runs["runs/spectral"] / "embeddings.npy").is_file() and "embedded 16 images" in p.stdout
         elif script == "scripts/embed.py":
             assert (run_dir / "embeddings.parquet").is_file() and "embedded 24 images" in p.stdout, p.stdout
+        elif script == "scripts/make_spectral.py":
+            assert len(list((tmp_path / "spectral").rglob("*.tif"))) == 640 and "wrote 640 images" in p.stdout
         elif script == "scripts/make_shards.py":
             assert (tmp_path / "shards" / "selfsup_shards.json").is_file() and "wrote 24 + 24 images" in p.stdout
         elif script == "scripts/show_augment.py":

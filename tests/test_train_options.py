@@ -182,7 +182,7 @@ def test_augment_combinations_train(composed, tmp_path, overrides) -> None:  # t
 
 def test_bad_augment_settings_fail_before_training_and_name_the_key(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cfg = composed("augment.per_view=[{blurp: 1.0}]")
-    with pytest.raises(ConfigError, match=r"augment: augment.per_view\[0\] has unknown key\(s\) \['blurp'\]"):
+    with pytest.raises(ConfigError, match=r"augment.per_view\[0\] has unknown key\(s\) \['blurp'\]"):
         run(cfg, tmp_path / "run", loss_choice="ntxent")
     assert not (tmp_path / "run" / "checkpoints").exists()
     cfg = composed("augment=random_fields", "augment.backend=torchvision")

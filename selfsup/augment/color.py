@@ -1,14 +1,24 @@
 """Batched colour operations on float images in [0, 1], one parameter per image.
 
 Each follows the torchvision functional op of the same name (``adjust_brightness``, ...).
-Factors are (B,) per image or (B, 1, H, W) per pixel (random fields); ops that torchvision
-defines on uint8 levels (posterize, equalize) quantise to 256 levels like it does.
+Factors are (B,) per image, (B, C, 1, 1) per image and channel, or (B, 1, H, W) per pixel
+(random fields); ops that torchvision defines on uint8 levels (posterize, equalize) quantise to
+256 levels like it does.
+
+Channels: grey (C = 1) and RGB (C = 3) follow torchvision. Other channel counts (multispectral,
+microscopy) have no luma: contrast blends each channel with its own mean, and the RGB ops
+(grayscale, saturation, hue) raise :class:`RGBOnly`; the view makers refuse them before any run
+starts (:class:`~selfsup.augment.views.ViewPipeline`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+class RGBOnly(ValueError):
+    """An op defined on RGB (grayscale, saturation, hue) applied to images of another channel count."""
 
 
 def _b(f: Tensor) -> Tensor:
@@ -19,6 +29,8 @@ def grayscale(x: Tensor) -> Tensor:
     """(B, C, H, W) -> (B, 1, H, W) luma (ITU-R 601-2), or ``x`` itself when C == 1."""
     if x.shape[1] == 1:
         return x
+    if x.shape[1] != 3:
+        raise RGBOnly(f"grayscale is an RGB op; the images have {x.shape[1]} channels")
     r, g, b = x.unbind(1)
     return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)  # torchvision's weights
 
@@ -32,13 +44,19 @@ def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
 
 
 def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
-    mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
+    """Blend with the mean luma (grey, RGB: torchvision's), or each channel with its own mean."""
+    if x.shape[1] in (1, 3):
+        mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
+    else:
+        mean = x.mean(dim=(2, 3), keepdim=True)
     return _blend(x, mean, factor)
 
 
 def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
     if x.shape[1] == 1:
         return x
+    if x.shape[1] != 3:
+        raise RGBOnly(f"saturation is an RGB op; the images have {x.shape[1]} channels")
     return _blend(x, grayscale(x), factor)
 
 
@@ -46,6 +64,8 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     """Rotate hue by ``shift`` in [-0.5, 0.5] turns, (B,) or (B, 1, H, W), via HSV like torchvision."""
     if x.shape[1] == 1:
         return x
+    if x.shape[1] != 3:
+        raise RGBOnly(f"hue is an RGB op; the images have {x.shape[1]} channels")
     r, g, b = x.unbind(1)
     maxc, minc = x.amax(1), x.amin(1)  # not max(1): that also computes indices, ~50x slower on CPU
     delta = maxc - minc  # = v·s, the chroma

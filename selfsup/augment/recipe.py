@@ -26,6 +26,7 @@ class ViewRecipe:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel_frac: float = 0.1
     solarize_p: float = 0.0
+    channel_dropout_p: float = 0.0
     randaugment: bool = True
     random_fields: bool = True
     ops: bool = True
@@ -39,7 +40,7 @@ class ViewRecipe:
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"{name} must be a range 0 < low <= high, got {[lo, hi]}")
-        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p"):
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p", "channel_dropout_p"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
 

@@ -71,6 +71,13 @@ class TorchvisionViews(ViewPipeline):
             )
         if self.random_fields is not None:
             raise ValueError("augment.random_fields needs augment.backend=batched (torchvision has no random fields)")
+        if self.bit_depth != 8 or self.channels not in (1, 3):
+            raise ValueError(
+                f"augment.backend=torchvision makes views of 8-bit grey or RGB images; data.channels={self.channels}, "
+                f"data.bit_depth={self.bit_depth} need augment.backend=batched"
+            )
+        if any(r.channel_dropout_p > 0 for r in [*self.recipes, self.local_recipe]):
+            raise ValueError("augment.channel_dropout_p needs augment.backend=batched")
         if self.randaugment is not None and not torchvision_equivalent(self.randaugment):
             raise ValueError(
                 "augment.backend=torchvision runs torchvision's RandAugment: op_set=torchvision, op_p=1, "

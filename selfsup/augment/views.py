@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +67,10 @@ class ViewPipeline(nn.Module):
         blur_p: probability of a Gaussian blur.
         blur_sigma: range of the blur's standard deviation, in pixels.
         blur_kernel_frac: kernel side as a fraction of the view size (made odd, at least 3).
-        solarize_p: probability of solarizing at 0.5.
+        solarize_p: probability of solarizing at 0.5 (the middle of the data's range, any bit depth).
+        channel_dropout_p: probability of each channel being dropped (set to its normalisation mean,
+            so 0 once normalised), per image and channel, at least one channel kept: multispectral
+            SSL's band dropout. Off (0) by default.
         per_view: per-view overrides of the settings above, e.g. BYOL's
             ``[{blur_p: 1.0}, {blur_p: 0.1, solarize_p: 0.2}]``; also ``randaugment``,
             ``random_fields`` and ``ops`` (bool) switch those off for a view.
@@ -84,6 +87,12 @@ class ViewPipeline(nn.Module):
             global view with a permutation of the batch, or None.
         mean: per-channel normalisation mean (in [0, 1] units).
         std: per-channel normalisation standard deviation.
+        channels: C, the images' channels (None: one per ``mean`` value). Grey (1) and RGB (3) get
+            torchvision's colour ops; any other count gets per-channel brightness and contrast
+            jitter, and the RGB ops (saturation and hue jitter, grayscale, RandAugment's op Color,
+            random saturation and hue fields) are refused here, naming the op and C.
+        bit_depth: 8 (uint8 batches in, divided by 255) or 16 (uint16, divided by 65535): every
+            op then works on [0, 1] whatever the bit depth.
     """
 
     mean: Tensor
@@ -122,8 +131,15 @@ class ViewPipeline(nn.Module):
         mix: BatchMix | None = None,
         mean: Sequence[float] = (0.5,),
         std: Sequence[Positive] = (0.5,),
+        channel_dropout_p: Probability = 0.0,
+        channels: PositiveInt | None = None,
+        bit_depth: Literal[8, 16] = 8,
     ) -> None:
         super().__init__()
+        if bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth={bit_depth}: expected 8 or 16 (data.bit_depth)")
+        self.bit_depth = bit_depth
+        self.channels = int(channels) if channels is not None else len(mean)
         if views < 1 or local_views < 0:
             raise ValueError(f"need views >= 1 and local_views >= 0, got views={views}, local_views={local_views}")
         base = ViewRecipe(
@@ -137,6 +153,7 @@ class ViewPipeline(nn.Module):
             blur_sigma=tuple(blur_sigma),  # type: ignore[arg-type]
             blur_kernel_frac=blur_kernel_frac,
             solarize_p=solarize_p,
+            channel_dropout_p=channel_dropout_p,
         )
         self.views = views
         self.size = size
@@ -156,6 +173,39 @@ class ViewPipeline(nn.Module):
             )
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), False)
+        self._check_channel_ops()
+
+    def _check_channel_ops(self) -> None:
+        """Refuse the RGB ops for images of neither 1 nor 3 channels (``augment=multispectral`` sets none)."""
+        c = self.channels
+        if c in (1, 3):
+            return
+        why = f"an RGB op and data.channels={c}"
+        # The base settings (the local views': only their crop differs), then each view's overrides.
+        for where, r in [
+            ("augment", self.local_recipe),
+            *((f"augment.per_view[{k}]", r) for k, r in enumerate(self.recipes)),
+        ]:
+            if r.jitter[2] > 0:
+                raise ValueError(f"{where}.jitter: saturation {r.jitter[2]} is {why}; set it to 0")
+            if r.jitter[3] > 0:
+                raise ValueError(f"{where}.jitter: hue {r.jitter[3]} is {why}; set it to 0")
+            if r.grayscale_p > 0:
+                raise ValueError(f"{where}.grayscale_p={r.grayscale_p}: grayscale is {why}; set it to 0")
+        if self.randaugment is not None and "Color" in self.randaugment.ops:
+            raise ValueError(
+                f"augment.randaugment: its op Color (saturation) is {why}; give randaugment.op_set a list of "
+                "ops without it"
+            )
+        if self.random_fields is not None:
+            for name in ("saturation", "hue"):
+                if self.random_fields.fields[name][0] > 0:
+                    raise ValueError(f"augment.random_fields.{name}: {name} is {why}; set its amplitude to 0")
+
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Replace the per-channel normalisation (``data.normalize=auto``'s statistics)."""
+        self.mean.copy_(torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.std.copy_(torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     @property
     def count(self) -> int:
@@ -165,10 +215,17 @@ class ViewPipeline(nn.Module):
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
+    def to_float(self, x: Tensor) -> Tensor:
+        """uint8 (8 bits) or uint16 (16 bits) images -> float in [0, 1]."""
+        want = torch.uint8 if self.bit_depth == 8 else torch.uint16
+        if x.dtype != want:
+            raise TypeError(f"{type(self).__name__} expects {want} images (bit_depth={self.bit_depth}), got {x.dtype}")
+        return x.float() / float(2**self.bit_depth - 1)
+
     @torch.no_grad()
     def prepare(self, x: Tensor) -> Tensor:
-        """Evaluation input: uint8 (B, C, H, W) -> normalised float (B, C, size, size), no randomness."""
-        x = x.float() / 255.0
+        """Evaluation input: uint8 or uint16 (B, C, H, W) -> normalised float (B, C, size, size), no randomness."""
+        x = self.to_float(x)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return self.normalize(x)
@@ -225,7 +282,7 @@ class ViewMaker(ViewPipeline):
         output of :meth:`full_resolution_transform`, one uint8 (B, V_g, C, S_g, S_g) per group."""
         if not isinstance(x, Tensor):
             return self._from_crops(x)
-        xf = self._to_float(x)
+        xf = self.to_float(x)
         groups = [self._views(xf, self.recipes, self.size)]
         if self.local_views:
             groups.append(self._views(xf, [self.local_recipe] * self.local_views, self.local_size))
@@ -241,7 +298,7 @@ class ViewMaker(ViewPipeline):
         recipes = [self.recipes, [self.local_recipe] * self.local_views]
         groups = []
         for c, rs in zip(crops, recipes, strict=False):
-            per_view = self._to_float(c).transpose(0, 1)  # (V_g, B, C, S, S)
+            per_view = self.to_float(c).transpose(0, 1)  # (V_g, B, C, S, S)
             groups.append(
                 self.normalize(
                     torch.cat(
@@ -254,17 +311,11 @@ class ViewMaker(ViewPipeline):
     @torch.no_grad()
     def global_views(self, x: Tensor) -> Tensor:
         """uint8 (B, C, H, W) -> (V*B, C, size, size) normalised global views, view-major, unmixed."""
-        return self._views(self._to_float(x), self.recipes, self.size)
+        return self._views(self.to_float(x), self.recipes, self.size)
 
     def _views(self, x: Tensor, recipes: Sequence[ViewRecipe], size: int) -> Tensor:
         """One view per recipe of float images ``x``, normalised and concatenated view-major."""
         return self.normalize(torch.cat([self._one_view(x, r, size) for r in recipes]))
-
-    @staticmethod
-    def _to_float(x: Tensor) -> Tensor:
-        if x.dtype != torch.uint8:
-            raise TypeError(f"ViewMaker expects uint8 images, got {x.dtype}")
-        return x.float() / 255.0
 
     def _one_view(self, x: Tensor, r: ViewRecipe, size: int, cropped: bool = False) -> Tensor:
         """One view of every image in ``x``; ``cropped``: ``x`` holds the crops already (flip them only)."""
@@ -292,6 +343,8 @@ class ViewMaker(ViewPipeline):
         if r.solarize_p > 0:
             s = _coin(b, r.solarize_p, dev).view(-1, 1, 1, 1)
             x = torch.where(s, color.solarize(x), x)
+        if r.channel_dropout_p > 0 and x.shape[1] > 1:
+            x = _channel_dropout(x, r.channel_dropout_p, self.mean)
         if r.ops:
             for op in self.ops:
                 x = op(x)
@@ -302,13 +355,27 @@ def _coin(n: int, p: float, device: torch.device) -> Tensor:
     return torch.rand(n, device=device) < p
 
 
+def _channel_dropout(x: Tensor, p: float, mean: Tensor) -> Tensor:
+    """Each channel of each image replaced by its normalisation mean with probability ``p``; one
+    channel of every image, drawn at random, always kept."""
+    b, c = x.shape[:2]
+    drop = torch.rand(b, c, device=x.device) < p
+    drop[torch.arange(b, device=x.device), torch.randint(c, (b,), device=x.device)] = False
+    return torch.where(drop[:, :, None, None], mean.to(x.dtype).expand(b, c, 1, 1), x)
+
+
 def _jitter(x: Tensor, strengths: Sequence[float], p: float) -> Tensor:
-    """torchvision's ColorJitter with probability ``p``, factors and op order drawn per image."""
+    """torchvision's ColorJitter with probability ``p``, factors and op order drawn per image; for
+    images of neither 1 nor 3 channels, brightness and contrast factors drawn per image and channel."""
     b, dev = x.shape[0], x.device
     bri, con, sat, hue = strengths
     apply = _coin(b, p, dev)
+    per_channel = x.shape[1] not in (1, 3)
 
     def factor(strength: float) -> Tensor:
+        if per_channel:
+            f = torch.empty(b, x.shape[1], device=dev).uniform_(max(0.0, 1 - strength), 1 + strength)
+            return torch.where(apply[:, None], f, torch.ones_like(f)).view(b, -1, 1, 1)
         f = torch.empty(b, device=dev).uniform_(max(0.0, 1 - strength), 1 + strength)
         return torch.where(apply, f, torch.ones_like(f))
 

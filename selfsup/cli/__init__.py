@@ -26,6 +26,7 @@ COMMANDS = {
     "collect": "collect a sweep's runs into one table (mean ± std over seeds)",
     "select-runs": "rank a sweep's runs by the label-free metrics against the probe",
     "make-shards": "write a data set as shards for data=shards",
+    "make-spectral": "write the generated 13-band 16-bit TIFF set (docs/beyond-rgb.md)",
     "show-augment": "a PNG grid of held-out images and their views",
 }
 HYDRA_APPS = ("train", "finetune")

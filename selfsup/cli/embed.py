@@ -3,11 +3,13 @@
     python scripts/embed.py RUN_DIR --images DIR --out embeddings.parquet
     python scripts/embed.py RUN_DIR/checkpoints/last.ckpt --images DIR --out embeddings.npy
 
-Every image under DIR (at any depth; .jpg .png .bmp .webp ...), in sorted path order, is read
-as the run's data was: converted to the run's channels, the shorter side resized and the centre
-square cropped to data.image_size, then resized to the view size and normalised as the
-evaluation does. So an image of the run's own data gets exactly the features the linear probe
-and kNN saw. Batched on --device (default: a GPU if there is one), with a progress bar.
+Every image under DIR (at any depth; .jpg .png .bmp .webp ... .tif .dcm .npy), in sorted path order,
+is read as the run's data was (selfsup/data/image_file.py: its channels and bit depth, DICOM with
+its window): converted to the run's channels (8-bit grey and colour), the shorter side resized and
+the centre square cropped to data.image_size, then resized to the view size and normalised as the
+evaluation does (data.normalize=auto: with the statistics the run measured). So an image of the
+run's own data gets exactly the features the linear probe and kNN saw. Batched on --device (default:
+a GPU if there is one), with a progress bar.
 
 Output:
 - .parquet: columns `path` (relative to DIR) and `embedding` (fixed-size list of float32);
@@ -82,7 +84,15 @@ def main(argv: list[str] | None = None) -> int:
             raise MissingFileError(f"--images {args.images}: no such folder")
         run_dir, ckpt, cfg = trained_run(args.source)
         dest = args.out or run_dir / "embeddings.parquet"
-        ds = FolderImageDataset(args.images, int(cfg.data.image_size), int(cfg.data.channels), labelled=False)
+        window = cfg.data.get("dicom_window")
+        ds = FolderImageDataset(
+            args.images,
+            int(cfg.data.image_size),
+            int(cfg.data.channels),
+            labelled=False,
+            bit_depth=int(cfg.data.get("bit_depth", 8)),
+            dicom_window=tuple(window) if window is not None else None,
+        )
         converted = check_images([p for p, _ in ds.samples], run_dir, cfg, args.convert)
         if args.skip_bad:
             bad = ds.unreadable()
@@ -125,9 +135,14 @@ def check_images(paths: list[str], run_dir: Path, cfg: DictConfig, convert: bool
     from PIL import Image
 
     from selfsup.data.folder import DECODE_ERRORS
+    from selfsup.data.image_file import ARRAY_SUFFIXES
     from selfsup.errors import DataError
 
+    if int(cfg.data.get("bit_depth", 8)) != 8 or int(cfg.data.channels) not in (1, 3):
+        return ""  # no conversion: each file is read at the run's channels and bit depth, or refused naming it
     for first in paths:
+        if first.lower().endswith(ARRAY_SUFFIXES):
+            continue  # read as the run's data was, or refused naming it
         try:
             with Image.open(first) as img:
                 mode, (w, h) = img.mode, img.size

@@ -14,10 +14,13 @@ in-memory sets (cifar10, cifar100, stl10, fashion_mnist, digits; ``data.*`` over
 as for train.py): each image is stored as a lossless PNG, so it reads back pixel for pixel.
 
 OUT gets ``train/`` and ``val/`` (litdata chunks of ``--chunk-mb`` MB) and ``selfsup_shards.json``
-(classes, channels, counts). Everything is written under a temporary name beside OUT and swapped in
-whole at the end (selfsup/owned_dir.py): OUT is the old complete set or the new one, never a mix,
-and what a killed run left beside it is removed by the next one. An existing OUT is refused;
-``--force`` replaces it if selfsup wrote it (it holds ``.selfsup``), never another folder.
+(classes, channels, bit depth, counts). Files of any format ``data=imagefolder`` reads (TIFF, DICOM,
+``.npy``, 16-bit PNG; ``--channels``, ``--bit-depth``, ``--dicom-window`` as ``data.*``) are stored
+as their own bytes too, each decoded once here to check it. Everything is written under a temporary
+name beside OUT and swapped in whole at the end (selfsup/owned_dir.py): OUT is the old complete set
+or the new one, never a mix, and what a killed run left beside it is removed by the next one. An
+existing OUT is refused; ``--force`` replaces it if selfsup wrote it (it holds ``.selfsup``), never
+another folder.
 Then: ``python train.py data=shards data.path=OUT``.
 """
 
@@ -37,26 +40,40 @@ SPLITS = ("train", "val")
 
 
 def _folder_items(
-    source: Path, channels: int, held_out_fraction: float, split_seed: int
+    source: Path, fmt: Any, held_out_fraction: float, split_seed: int
 ) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
     from PIL import Image
 
-    from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, check_bit_depth, folder_splits
+    from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, folder_splits, mismatch_error
+    from selfsup.data.image_file import ARRAY_SUFFIXES, HIGH_BIT_MODES, ImageMismatch, read_image
 
     splits = folder_splits(
-        str(source), image_size=1, channels=channels, held_out_fraction=held_out_fraction, split_seed=split_seed
+        str(source),
+        image_size=1,
+        channels=fmt.channels,
+        held_out_fraction=held_out_fraction,
+        split_seed=split_seed,
+        bit_depth=fmt.bit_depth,
+        dicom_window=fmt.dicom_window,
     )
     train, val = splits.train, splits.test
     assert isinstance(train, FolderImageDataset) and isinstance(val, FolderImageDataset)
     classes = train.classes if splits.num_classes else []
 
     def read(path: str) -> bytes:
+        """The file's own bytes, once decoded here: a file of other channels or bit depth is refused now."""
         data = Path(path).read_bytes()
         try:
-            mode = Image.open(io.BytesIO(data)).mode  # the header only
+            if fmt.classic and not path.lower().endswith(ARRAY_SUFFIXES):  # PIL's header is enough
+                with Image.open(io.BytesIO(data)) as img:
+                    if img.mode in HIGH_BIT_MODES:
+                        raise ImageMismatch(f"has more than 8 bits per channel (PIL mode {img.mode}) and --bit-depth 8")
+            else:
+                read_image(data, path, fmt)
+        except ImageMismatch as e:
+            raise mismatch_error(path, e) from None
         except DECODE_ERRORS:
-            return data  # unreadable: data.on_bad_image decides when it is read
-        check_bit_depth(mode, path)  # a 16-bit image would be clipped to 8 bits when read
+            pass  # unreadable: data.on_bad_image decides when it is read
         return data
 
     def items(ds: FolderImageDataset) -> Iterator[dict[str, Any]]:
@@ -122,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("source", help="an image folder (any layout; SOURCE/train/<class>/ for classes) or data=NAME")
     ap.add_argument("out", type=Path, help="the shard root to write")
     ap.add_argument("overrides", nargs="*", help="data.* overrides for data=NAME (as for train.py)")
-    ap.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image folders: 1 grey or 3 RGB")
+    ap.add_argument("--channels", type=int, default=3, help="image folders: C, 1 grey, 3 RGB or any count")
+    ap.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="image folders: bits per value")
+    ap.add_argument(
+        "--dicom-window", type=float, nargs=2, metavar=("CENTER", "WIDTH"), help="DICOM files: the window applied"
+    )
     ap.add_argument(
         "--held-out-fraction", type=float, default=0.1, help="image folders without val/ or test/: the share held out"
     )
@@ -137,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with user_errors_as_one_line():
         require("data=shards")  # litdata writes the chunks; without it, one line naming the package
+    from selfsup.data.image_file import ImageFormat
     from selfsup.data.shards import FORMAT, META, file_digest
 
     with user_errors_as_one_line():
@@ -145,17 +167,22 @@ def main(argv: list[str] | None = None) -> int:
         check_replaceable(args.out, args.force)
         if args.source.startswith("data="):
             streams, classes, counts, channels = _config_items(args.source, args.overrides)
+            fmt = ImageFormat(channels)
         else:
             if args.overrides:
                 raise ConfigError(f"overrides {args.overrides} apply to data=NAME only, not to an image folder")
-            streams, classes, counts = _folder_items(
-                Path(args.source), args.channels, args.held_out_fraction, args.split_seed
-            )
-            channels = args.channels
+            try:
+                fmt = ImageFormat(args.channels, args.bit_depth, args.dicom_window)
+            except ValueError as e:
+                raise ConfigError(str(e).replace("data.", "--").replace("_", "-")) from None
+            streams, classes, counts = _folder_items(Path(args.source), fmt, args.held_out_fraction, args.split_seed)
         with replacing(args.out, "shards") as partial:
             for split in SPLITS:
                 _write(streams[split], partial / split, int(args.chunk_mb * 2**20), counts[split], split)
-            meta = {"format": FORMAT, "classes": classes, "channels": channels, "samples": counts}
+            meta = {"format": FORMAT, "classes": classes, "channels": fmt.channels, "samples": counts}
+            meta["bit_depth"] = fmt.bit_depth
+            if fmt.dicom_window is not None:
+                meta["dicom_window"] = list(fmt.dicom_window)
             meta["source"] = args.source
             written = sorted(f for split in SPLITS for f in (partial / split).rglob("*") if f.is_file())
             meta["files"] = {

@@ -6,6 +6,10 @@ overrides as train.py.
 
     python scripts/show_augment.py augment=randaugment --out views.png
     python scripts/show_augment.py augment=random_fields data=fashion_mnist --images 6
+
+Images of other channel counts than 1 and 3 (``data.channels=13``) are shown in false colour: three
+bands as red, green and blue, each stretched to its 2nd-98th percentile per image (``--bands 3,2,1``
+picks them; by default the first, middle and last: selfsup/eval/display.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="train.py overrides, e.g. augment=cutmix data=cifar10")
     p.add_argument("--images", type=int, default=8, help="rows: held-out images to show")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bands", help="three channels shown as red, green, blue, e.g. 3,2,1 (false colour)")
     p.add_argument("--out", type=Path, default=Path("runs/views.png"), help="the PNG to write (default runs/views.png)")
     args = p.parse_intermixed_args(argv)  # overrides may come after the options
 
@@ -31,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from selfsup import CONFIG_DIR
     from selfsup.build import build_datamodule, build_view_maker
+    from selfsup.errors import ConfigError, user_errors_as_one_line
+    from selfsup.eval.display import as_rgb
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=args.overrides)
@@ -49,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
             columns.append(F.interpolate(view, size=(s, s), mode="nearest") if view.shape[-1] != s else view)
     grid = torch.stack(columns, 1).flatten(0, 1)  # row-major: image, then its columns
     grid = (grid * vm.std + vm.mean).clamp(0, 1)
+    if args.bands is not None or grid.shape[1] not in (1, 3):
+        with user_errors_as_one_line():
+            try:
+                bands = [int(b) for b in args.bands.split(",")] if args.bands is not None else None
+                grid = as_rgb(grid, bands)
+            except ValueError as e:
+                raise ConfigError(f"--bands {args.bands}: {e}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, args.out, nrow=len(columns), padding=1, pad_value=1.0)
     print(f"wrote {args.out}: {n} images x (input + {out.count} views) at {s} px")

@@ -2,7 +2,10 @@
 ``ROOT/val/<class>/`` or a seeded held-out slice of train), or any folder of images at any depth,
 unlabelled (:func:`folder_splits`).
 
-A file PIL cannot decode (corrupt, truncated, not an image) is handled by ``on_bad_image``:
+Files are decoded by :func:`selfsup.data.image_file.read_image` (PIL formats, TIFF, DICOM, ``.npy``)
+at the declared channels and bit depth. A file that cannot be decoded (corrupt, truncated, not
+an image) or that disagrees with them (another channel count or bit depth) is handled by
+``on_bad_image``:
 
 * ``"error"`` (default): reading it raises :class:`~selfsup.errors.DataError` naming the file and
   the options below (``train.py`` prints it as one ``error: ...`` line, also when the file is
@@ -24,25 +27,26 @@ import logging
 import os
 import sys
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from annotated_types import Len
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from selfsup.data.base import ImageSplits
+from selfsup.data.image_file import IMAGE_EXTENSIONS, ImageFormat, ImageMismatch, read_image, square
 from selfsup.errors import ConfigError, DataError, MissingFileError
 from selfsup.schema import NonNegativeInt, OpenFraction
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 OnBadImage = Literal["error", "skip"]
 ON_BAD_IMAGE = typing.get_args(OnBadImage)
 # What PIL raises for a file it cannot decode: not an image (UnidentifiedImageError, an OSError),
@@ -53,24 +57,6 @@ HOW_TO = "data.on_bad_image=skip skips unreadable images, data.verify=true finds
 LISTED = 5  # unreadable files named in verify's error
 
 
-def center_square(img: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` and crop the centre square (so batches stack)."""
-    w, h = img.size
-    if (w, h) == (size, size):
-        return img
-    s = size / min(w, h)
-    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.Resampling.BILINEAR)
-    w, h = img.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return img.crop((left, top, left + size, top + size))
-
-
-def square_tensor(img: Image.Image, size: int) -> Tensor:
-    """:func:`center_square` of a decoded image as a uint8 (C, size, size) tensor."""
-    x = torch.from_numpy(np.asarray(center_square(img, size)).copy())
-    return (x[None] if x.ndim == 2 else x.permute(2, 0, 1)).contiguous()
-
-
 def decode_reason(e: BaseException) -> str:
     """PIL's complaint on one line, without the path it repeats."""
     if isinstance(e, UnidentifiedImageError):
@@ -78,53 +64,34 @@ def decode_reason(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-# PIL modes of more than 8 bits per channel: 16-bit grey (I;16*), 32-bit integer (I), float (F).
-HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-
-
-class HighBitDepthError(DataError):
-    """An image of more than 8 bits per channel, which selfsup would saturate to 255."""
-
-
-def check_bit_depth(mode: str, path: str) -> None:
-    """Refuse an image of more than 8 bits per channel: ``convert(mode)`` would clip it (a 16-bit
-    0..65535 gradient reaches the model as 255 almost everywhere)."""
-    if mode in HIGH_BIT_MODES:
-        raise HighBitDepthError(
-            f"image {path} has more than 8 bits per channel (PIL mode {mode}); selfsup reads 8-bit images: "
-            f"convert it first, e.g. `convert {path} -depth 8 OUT.png` (ImageMagick) or numpy `(x >> 8).astype(uint8)`"
-        )
+def mismatch_error(path: str, e: ImageMismatch) -> DataError:
+    """The one line for a file that disagrees with the declared format."""
+    return DataError(f"image {path} {e}; data.on_bad_image=skip skips such files")
 
 
 def check_first_of_each_class(datasets: list[FolderImageDataset]) -> None:
-    """The bit depth of each class folder's first image, read from its header before anything is
-    written: a 16-bit set is refused at once. (Every image is checked again as it is decoded.)"""
+    """Decode each class folder's first image before anything is written: a set whose files are
+    not the declared channels or bit depth (a 16-bit set read as 8-bit, say) is refused at once,
+    whatever ``data.on_bad_image`` says. (Every image is checked again as it is decoded.)"""
     for ds in datasets:
         firsts: dict[int, str] = {}
         for path, label in ds.samples:
             firsts.setdefault(label, path)
         for path in firsts.values():
             try:
-                with Image.open(path) as img:
-                    mode = img.mode
-            except (OSError, SyntaxError, ValueError):
+                read_image(path, path, ds.format)
+            except ImageMismatch as e:
+                raise mismatch_error(path, e) from None
+            except DECODE_ERRORS:
                 continue  # an unreadable file: data.on_bad_image decides, when it is read
-            check_bit_depth(mode, path)
 
 
-def _decode(path: str, mode: str) -> Image.Image:
-    """The whole image decoded and converted to ``mode`` (truncated data fails here, not later)."""
-    with Image.open(path) as img:
-        check_bit_depth(img.mode, path)
-        return img.convert(mode)
-
-
-def _check(path: str, mode: str) -> str | None:
-    """None if ``path`` decodes, else why not."""
+def _check(path: str, fmt: ImageFormat) -> str | None:
+    """None if ``path`` decodes to ``fmt``, else why not."""
     try:
-        _decode(path, mode)
-    except HighBitDepthError:
-        raise  # not unreadable: refused whatever data.on_bad_image says
+        read_image(path, path, fmt)
+    except ImageMismatch as e:
+        return str(e)
     except DECODE_ERRORS as e:
         return decode_reason(e)
     return None
@@ -136,7 +103,7 @@ def _threads() -> int:
 
 
 class FolderImageDataset(Dataset):
-    """``(image (C, size, size) uint8, label, index)`` from ``root/<class>/<file>``.
+    """``(image (C, size, size) uint8 or uint16, label, index)`` from ``root/<class>/<file>``.
 
     Classes are the sorted sub-folder names, as in torchvision's ImageFolder. Unreadable files
     are handled as the module docstring says: an error naming the file, or (``on_bad_image="skip"``)
@@ -145,7 +112,9 @@ class FolderImageDataset(Dataset):
     Args:
         root: folder of class folders.
         size: side of the square every image is resized and centre-cropped to.
-        channels: 1 (grey) or 3 (RGB).
+        channels: C, the channels of every image (1 grey, 3 RGB, or any other count).
+        bit_depth: 8 (uint8 items) or 16 (uint16 items).
+        dicom_window: ``(center, width)`` of DICOM files (:class:`~selfsup.data.image_file.ImageFormat`).
         classes: class names in label order; default: sorted sub-folders of ``root``.
         on_bad_image: ``"error"`` or ``"skip"``.
         labelled: ``False``: every image under ``root`` at any depth, in sorted path order, with
@@ -160,6 +129,8 @@ class FolderImageDataset(Dataset):
         classes: list[str] | None = None,
         on_bad_image: OnBadImage = "error",
         labelled: bool = True,
+        bit_depth: int = 8,
+        dicom_window: tuple[float, float] | None = None,
     ):
         if on_bad_image not in ON_BAD_IMAGE:
             raise ConfigError(f"data.on_bad_image={on_bad_image}; expected one of {'|'.join(ON_BAD_IMAGE)}")
@@ -177,7 +148,8 @@ class FolderImageDataset(Dataset):
         if not self.samples:
             where = f"{self.root}/<class>/" if labelled else f"{self.root} (at any depth)"
             raise MissingFileError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {where}")
-        self.size, self.mode = size, "L" if channels == 1 else "RGB"
+        self.size = size
+        self.format = ImageFormat(channels, bit_depth, dicom_window)
         self.on_bad_image = on_bad_image
         self._skipped: set[str] = set()  # files found unreadable in this process (skip mode)
 
@@ -186,9 +158,9 @@ class FolderImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
         img, label = self._read(i)
-        return square_tensor(img, self.size), torch.tensor(label), i
+        return square(img, self.size), torch.tensor(label), i
 
-    def _read(self, i: int) -> tuple[Image.Image, int]:
+    def _read(self, i: int) -> tuple[Image.Image | np.ndarray, int]:
         """Sample ``i``'s image and label; with "skip", those of the next readable sample."""
         n = len(self.samples)
         for k in range(n):
@@ -196,11 +168,11 @@ class FolderImageDataset(Dataset):
             if path in self._skipped:
                 continue
             try:
-                return _decode(path, self.mode), label
-            except HighBitDepthError:
-                raise
+                return read_image(path, path, self.format), label
             except DECODE_ERRORS as e:
                 if self.on_bad_image == "error":
+                    if isinstance(e, ImageMismatch):
+                        raise mismatch_error(path, e) from None
                     raise DataError(f"image {path} cannot be read ({decode_reason(e)}); {HOW_TO}") from e
                 self._skipped.add(path)
                 log.warning(
@@ -220,7 +192,7 @@ class FolderImageDataset(Dataset):
         bar = tqdm(total=len(paths), desc=f"verifying {self.root}", unit="img", file=sys.stdout, disable=None)
         with bar, ThreadPoolExecutor(_threads()) as pool:
             for block in _blocks(paths, 512):
-                for path, reason in zip(block, pool.map(lambda p: _check(p, self.mode), block), strict=True):
+                for path, reason in zip(block, pool.map(lambda p: _check(p, self.format), block), strict=True):
                     if reason is not None:
                         bad.append((path, reason))
                 bar.update(len(block))
@@ -296,6 +268,11 @@ def held_out_split(
     return ds.subset([i for i in range(len(ds)) if i not in keep]), ds.subset(sorted(held))
 
 
+def _kw(fmt: ImageFormat) -> dict[str, typing.Any]:
+    """``fmt`` as FolderImageDataset's keyword arguments."""
+    return {"channels": fmt.channels, "bit_depth": fmt.bit_depth, "dicom_window": fmt.dicom_window}
+
+
 def _class_folders(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_dir() for p in folder.iterdir())
 
@@ -310,6 +287,8 @@ def folder_splits(
     eval_path: str | None = None,
     held_out_fraction: OpenFraction = 0.1,
     split_seed: NonNegativeInt = 0,
+    bit_depth: Literal[8, 16] = 8,
+    dicom_window: Annotated[Sequence[float], Len(2, 2)] | None = None,
 ) -> ImageSplits:
     """The training and held-out images of a folder, in the layout it has:
 
@@ -327,7 +306,7 @@ def folder_splits(
     Args:
         path: the data's folder.
         image_size: side of the stored square images.
-        channels: 1 or 3.
+        channels: C, the channels of every image.
         test_split: the labelled layout's evaluation sub-folder; "auto" takes ``val``, else ``test``,
             else the held-out slice.
         on_bad_image: ``"error"``: an unreadable image stops the run with a DataError naming it;
@@ -336,16 +315,19 @@ def folder_splits(
         eval_path: a labelled folder whose images fit and score the probes (None: ``path``'s own).
         held_out_fraction: the share of images held out where no evaluation folder exists.
         split_seed: the seed of that split (independent of the run's seed).
+        bit_depth: 8 or 16 bits per value (:mod:`selfsup.data.image_file`).
+        dicom_window: ``(center, width)`` of DICOM files' modality values, or None.
     """
+    fmt = ImageFormat(channels, bit_depth, tuple(dicom_window) if dicom_window is not None else None)  # type: ignore[arg-type]
     root = Path(path)
     if not root.is_dir():
         raise MissingFileError(f"image folder {root} does not exist")
     if not 0 < held_out_fraction < 1:
         raise ConfigError(f"data.held_out_fraction={held_out_fraction}; expected a share between 0 and 1")
     if _class_folders(root / "train"):
-        splits = _labelled(root, image_size, channels, test_split, on_bad_image, held_out_fraction, split_seed)
+        splits = _labelled(root, image_size, fmt, test_split, on_bad_image, held_out_fraction, split_seed)
     else:
-        everything = FolderImageDataset(root, image_size, channels, on_bad_image=on_bad_image, labelled=False)
+        everything = FolderImageDataset(root, image_size, on_bad_image=on_bad_image, labelled=False, **_kw(fmt))
         if eval_path is None:
             train, test = held_out_split(everything, held_out_fraction, split_seed, stratify=False)
             splits = ImageSplits(train, test, num_classes=0)
@@ -358,7 +340,7 @@ def folder_splits(
                 f"data.eval_path={ev}: the probes need labelled images, {ev}/train/<class>/ (and {ev}/val/<class>/ "
                 "or a held-out slice of train); none found"
             )
-        labelled = _labelled(ev, image_size, channels, "auto", on_bad_image, held_out_fraction, split_seed)
+        labelled = _labelled(ev, image_size, fmt, "auto", on_bad_image, held_out_fraction, split_seed)
         splits = ImageSplits(splits.train, labelled.test, labelled.num_classes, probe_train=labelled.train)
     datasets = [d for d in (splits.train, splits.test, splits.probe_train) if isinstance(d, FolderImageDataset)]
     datasets = list({id(d): d for d in datasets}.values())
@@ -371,7 +353,7 @@ def folder_splits(
 def _labelled(
     root: Path,
     image_size: int,
-    channels: int,
+    fmt: ImageFormat,
     test_split: str,
     on_bad_image: OnBadImage,
     held_out_fraction: float,
@@ -382,7 +364,7 @@ def _labelled(
         test_split = next((s for s in ("val", "test") if (root / s).is_dir()), "")
     elif not (root / test_split).is_dir():
         raise MissingFileError(f"image folder data needs {root}/{test_split}/<class>/ (test_split={test_split})")
-    train = FolderImageDataset(root / "train", image_size, channels, on_bad_image=on_bad_image)
+    train = FolderImageDataset(root / "train", image_size, on_bad_image=on_bad_image, **_kw(fmt))
     if not test_split:
         train, test = held_out_split(train, held_out_fraction, split_seed, stratify=True)
         return ImageSplits(train, test, num_classes=len(train.classes))
@@ -393,5 +375,7 @@ def _labelled(
             f"({', '.join(extra[:5])}); the probes score {test_split}/ with train/'s classes: remove them, or add "
             f"{root}/train/{extra[0]}/"
         )
-    test = FolderImageDataset(root / test_split, image_size, channels, classes=train.classes, on_bad_image=on_bad_image)
+    test = FolderImageDataset(
+        root / test_split, image_size, classes=train.classes, on_bad_image=on_bad_image, **_kw(fmt)
+    )
     return ImageSplits(train, test, num_classes=len(train.classes))

@@ -32,7 +32,6 @@ what ``data=imagefolder`` gives for the same files.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import warnings
@@ -40,15 +39,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
 
 from selfsup.data.base import ImageSplits
-from selfsup.data.folder import DECODE_ERRORS, decode_reason, square_tensor
+from selfsup.data.folder import DECODE_ERRORS, decode_reason
+from selfsup.data.image_file import ARRAY_SUFFIXES, ImageFormat, as_tensor, read_image, square
 from selfsup.errors import DataError, MissingFileError
 from selfsup.optional import require
 
@@ -107,20 +105,22 @@ def check_files(root: Path, meta: dict[str, Any], verify: bool) -> None:
             raise DataError(f"shard file {f} is damaged (its sha256 is not the one written); {how}")
 
 
-def decode_full(data: bytes, channels: int, name: str) -> Tensor:
-    """An encoded image at full resolution: uint8 (C, H, W). JPEG, PNG, WEBP and GIF by
-    torchvision (libjpeg-turbo, libpng), anything else PIL reads by PIL."""
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+def decode_full(data: bytes, fmt: ImageFormat, name: str) -> Tensor:
+    """An encoded image at full resolution: (C, H, W) of the format's dtype. 8-bit grey and RGB
+    JPEG, PNG, WEBP and GIF by torchvision (libjpeg-turbo, libpng); anything else (TIFF, DICOM,
+    ``.npy``, 16 bits, other channel counts) by :func:`~selfsup.data.image_file.read_image`."""
+    if fmt.classic and not name.lower().endswith(ARRAY_SUFFIXES):
+        mode = ImageReadMode.GRAY if fmt.channels == 1 else ImageReadMode.RGB
+        try:
+            x = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+            if x.dtype == torch.uint8:  # torchvision decodes a 16-bit PNG to uint16: read_image refuses it
+                return x
+        except RuntimeError:
+            pass  # a format torchvision does not decode (BMP, ...), or a damaged file: PIL says which
     try:
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
-    except RuntimeError:
-        pass  # a format torchvision does not decode (BMP, TIFF, ...), or a damaged file: PIL says which
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            arr = torch.from_numpy(np.asarray(img.convert("L" if channels == 1 else "RGB")).copy())
+        return as_tensor(read_image(data, name, fmt))
     except DECODE_ERRORS as e:
         raise DataError(f"image {name} in the shards cannot be read ({decode_reason(e)})") from e
-    return arr[None] if arr.ndim == 2 else arr.permute(2, 0, 1).contiguous()
 
 
 class ShardStream(StreamingDataset):
@@ -128,17 +128,17 @@ class ShardStream(StreamingDataset):
 
     Args:
         root: a split's folder of chunks (``ROOT/train``).
-        channels: 1 (grey) or 3 (RGB).
+        fmt: the images' channels and bit depth.
         seed: shuffles chunks and samples (with the epoch); the run's seed.
         num_images: images in the split (the shard root's count).
-        transform: per-sample transform of the full-resolution uint8 (C, H, W) image; set by the
+        transform: per-sample transform of the full-resolution (C, H, W) image; set by the
             data module from the view maker (None: the decoded image itself).
     """
 
     def __init__(
         self,
         root: str | Path,
-        channels: int,
+        fmt: ImageFormat,
         seed: int,
         num_images: int,
         transform: Callable[[Tensor], Any] | None = None,
@@ -146,12 +146,12 @@ class ShardStream(StreamingDataset):
         super().__init__(str(root), shuffle=True, seed=seed)
         self.root = Path(root)
         self.num_images = num_images
-        self.channels = channels
+        self.format = fmt
         self.sample_transform = transform
 
     def __getitem__(self, index: Any) -> tuple[Any, Tensor, int]:
         item = super().__getitem__(index)
-        image = decode_full(item["image"], self.channels, f"{item['name']} ({self.root})")
+        image = decode_full(item["image"], self.format, f"{item['name']} ({self.root})")
         out = self.sample_transform(image) if self.sample_transform is not None else image
         return out, torch.tensor(item["label"]), item["index"]
 
@@ -168,18 +168,18 @@ class ShardStream(StreamingDataset):
 
 
 class ShardImages(Dataset):
-    """A split read by index for evaluation: ``(image (C, size, size) uint8, label, index)``,
+    """A split read by index for evaluation: ``(image (C, size, size), label, index)``,
     resized (shorter side) and centre-cropped to ``size`` as ``data=imagefolder`` does.
 
     Args:
         root: a split's folder of chunks.
         size: side of the square images.
-        channels: 1 or 3.
+        fmt: the images' channels and bit depth.
     """
 
-    def __init__(self, root: str | Path, size: int, channels: int) -> None:
+    def __init__(self, root: str | Path, size: int, fmt: ImageFormat) -> None:
         self.root = Path(root)
-        self.size, self.mode = size, "L" if channels == 1 else "RGB"
+        self.size, self.format = size, fmt
         self._shards: StreamingDataset | None = None  # opened on first use, in the process that reads
         self._len = len(self._open())
         self._shards = None  # not carried into DataLoader workers
@@ -195,22 +195,24 @@ class ShardImages(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, int]:
         item = self._open()[i]
         try:
-            with Image.open(io.BytesIO(item["image"])) as img:
-                x = square_tensor(img.convert(self.mode), self.size)
+            x = square(read_image(item["image"], item["name"], self.format), self.size)
         except DECODE_ERRORS as e:
             raise DataError(f"image {item['name']} in {self.root} cannot be read ({decode_reason(e)})") from e
         return x, torch.tensor(item["label"]), int(item["index"])
 
 
-def shard_splits(path: str, image_size: int, channels: int, seed: int = 0, verify: bool = False) -> ImageSplits:
+def shard_splits(
+    path: str, image_size: int, channels: int, seed: int = 0, verify: bool = False, bit_depth: int = 8
+) -> ImageSplits:
     """``path/train`` streamed for pretraining; ``path/train`` and ``path/val`` by index for evaluation.
 
     Args:
         path: a shard root written by ``scripts/make_shards.py``.
         image_size: side of the evaluation images (resize shorter side, centre crop).
-        channels: 1 or 3; must match the shards' ``channels``.
+        channels: C; must match the shards' ``channels``.
         seed: the shuffle seed of the training stream.
         verify: also compare every file's sha256 with the one written (sizes are always compared).
+        bit_depth: 8 or 16; must match the shards' ``bit_depth`` (8 where they do not say).
     """
     meta = read_meta(path)
     root = Path(path)
@@ -220,10 +222,17 @@ def shard_splits(path: str, image_size: int, channels: int, seed: int = 0, verif
             f"data.channels={channels}, but the shards in {path} hold {meta['channels']}-channel images; "
             f"set data.channels={meta['channels']}"
         )
-    train = ShardStream(root / "train", channels, seed, num_images=int(meta["samples"]["train"]))
+    if int(meta.get("bit_depth", 8)) != bit_depth:
+        raise DataError(
+            f"data.bit_depth={bit_depth}, but the shards in {path} hold {meta.get('bit_depth', 8)}-bit images; "
+            f"set data.bit_depth={meta.get('bit_depth', 8)}"
+        )
+    window = meta.get("dicom_window")  # make_shards.py --dicom-window: DICOM files are windowed as read
+    fmt = ImageFormat(channels, bit_depth, tuple(window) if window is not None else None)
+    train = ShardStream(root / "train", fmt, seed, num_images=int(meta["samples"]["train"]))
     return ImageSplits(
         train=train,
-        test=ShardImages(root / "val", image_size, channels),
+        test=ShardImages(root / "val", image_size, fmt),
         num_classes=len(meta["classes"]),
-        probe_train=ShardImages(root / "train", image_size, channels),
+        probe_train=ShardImages(root / "train", image_size, fmt),
     )

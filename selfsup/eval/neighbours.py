@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from selfsup.eval.display import as_rgb, stored_as_float
 from selfsup.run_dir import atomic_path
 
 NEIGHBOURS = "neighbours.png"
@@ -44,9 +45,12 @@ def nearest(
 
 
 def _cell(image: Tensor) -> Image.Image:
-    """A uint8 (C, H, W) image as an RGB cell of :data:`CELL` px (grey repeated; the first three
-    channels of more)."""
-    x = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
+    """A stored (C, H, W) image as an RGB cell of :data:`CELL` px: grey repeated, RGB as it is, other
+    channel counts in false colour (:func:`selfsup.eval.display.as_rgb`)."""
+    if image.dtype == torch.uint8 and image.shape[0] in (1, 3):  # as it is stored, no rescaling
+        x = image if image.shape[0] == 3 else image.expand(3, -1, -1)
+    else:
+        x = (as_rgb(stored_as_float(image)[None])[0] * 255).round().to(torch.uint8)
     return Image.fromarray(x.permute(1, 2, 0).numpy()).resize((CELL, CELL), Image.Resampling.NEAREST)
 
 

@@ -150,6 +150,20 @@ def test_pretrained_file(tmp_path, empty_caches) -> None:  # type: ignore[no-unt
         TimmBackbone("test_resnet", pretrained_file=str(tmp_path / "mine.safetensors"))
 
 
+def test_pretrained_rgb_weights_adapt_to_13_channels_as_timm_does(tmp_path, empty_caches) -> None:  # type: ignore[no-untyped-def]
+    """backbone.pretrained with in_chans=13 (data.channels): timm's adapt_input_conv repeats the RGB
+    kernels of the first convolution over the 13 channels, scaled by 3/13; every other weight is the file's."""
+    from timm.models import adapt_input_conv
+
+    state = _weights("test_resnet", tmp_path / "rgb.safetensors")
+    net = TimmBackbone("test_resnet", in_chans=13, pretrained=True, pretrained_file=str(tmp_path / "rgb.safetensors"))
+    key = net.model.pretrained_cfg["first_conv"] + ".weight"
+    got = net.model.state_dict()
+    assert got[key].shape[1] == 13 and torch.allclose(got[key], adapt_input_conv(13, state[key]))
+    assert all(torch.equal(v, state[k]) for k, v in got.items() if k != key)
+    assert net(torch.randn(2, 13, 32, 32)).shape == (2, net.num_features)
+
+
 def test_a_trained_run_loads_without_its_pretrained_weights(composed, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Loading a run's checkpoint (embed.py, export.py, linear_probe.py) replaces the pretrained
     weights, so it does not look for them: a run started from backbone.pretrained_file loads where

@@ -183,9 +183,11 @@ def test_a_validation_class_the_training_split_lacks_is_refused(tmp_path: Path) 
         folder_splits(str(root), image_size=12)
 
 
-def test_16_bit_images_are_refused_naming_the_file(tmp_path: Path) -> None:
-    """A 0..65535 gradient would reach the model as 255 almost everywhere: refused, whatever
-    data.on_bad_image says, in training, in data.verify and in make_shards.py."""
+def test_a_16_bit_file_in_an_8_bit_set_is_refused_naming_it_or_skipped(tmp_path: Path) -> None:
+    """A 0..65535 gradient read at data.bit_depth=8 would reach the model as 255 almost everywhere:
+    one file is refused naming it and the key to set (or skipped with on_bad_image=skip), and a set
+    that is 16-bit from its first file is refused before anything runs, whatever on_bad_image
+    says, as make_shards.py refuses it."""
     import numpy as np
     from PIL import Image
 
@@ -193,13 +195,19 @@ def test_16_bit_images_are_refused_naming_the_file(tmp_path: Path) -> None:
     deep = root / "train" / "class0" / "deep.png"
     Image.fromarray(np.linspace(0, 65535, 144, dtype=np.uint16).reshape(12, 12)).save(deep)
     assert Image.open(deep).mode.startswith("I;16")
-    line = rf"image {deep} has more than 8 bits per channel \(PIL mode I;16\w?\); selfsup reads 8-bit images: convert"
-    for on_bad_image in ("error", "skip"):
-        ds = FolderImageDataset(root / "train", 12, channels=1, on_bad_image=on_bad_image)
-        with pytest.raises(DataError, match=line):
-            [ds[i] for i in range(len(ds))]
-        with pytest.raises(DataError, match=line):
-            folder_splits(str(root), image_size=12, channels=1, on_bad_image=on_bad_image, verify=True)
+    said = r"has more than 8 bits per channel \(PIL mode I;16\w?\) and data.bit_depth=8: set data.bit_depth=16"
+    ds = FolderImageDataset(root / "train", 12, channels=1, on_bad_image="error")
+    with pytest.raises(DataError, match=rf"image {deep} {said} to read its 16 bits; data.on_bad_image=skip skips"):
+        [ds[i] for i in range(len(ds))]
+    with pytest.raises(DataError, match=rf"data.verify=true: 1 of \d+ images cannot be read: {deep} \({said}"):
+        folder_splits(str(root), image_size=12, channels=1, verify=True)
+    ds = FolderImageDataset(root / "train", 12, channels=1, on_bad_image="skip")
+    assert all(ds[i][0].dtype == torch.uint8 for i in range(len(ds))) and ds._skipped == {str(deep)}
     with pytest.raises(SystemExit):
         make_shards_cli.main([str(root), str(tmp_path / "shards"), "--channels", "1"])
     assert not (tmp_path / "shards").exists()
+    first = sorted((root / "train" / "class0").iterdir())[0]
+    deep.rename(first)
+    for on_bad_image in ("error", "skip"):
+        with pytest.raises(DataError, match=rf"image {first} {said}"):
+            folder_splits(str(root), image_size=12, channels=1, on_bad_image=on_bad_image)

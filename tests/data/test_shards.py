@@ -24,6 +24,7 @@ from selfsup.augment.views import ViewMaker
 from selfsup.cli import make_shards
 from selfsup.data.digits import digits_splits
 from selfsup.data.folder import FolderImageDataset
+from selfsup.data.image_file import ImageFormat
 from selfsup.data.shards import META, decode_full, shard_splits
 from selfsup.errors import DataError, MissingFileError
 from tests.conftest import ROOT, TINY, free_port, run_python, start_ranks
@@ -77,7 +78,7 @@ def test_image_folder_shards_keep_every_file_and_read_back_as_the_folder_does(tm
         assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
     # training images are decoded at full resolution: the file's own pixels, its own size
     path = folder_val.samples[0][0]
-    full = decode_full(Path(path).read_bytes(), 3, path)
+    full = decode_full(Path(path).read_bytes(), ImageFormat(3), path)
     assert torch.equal(full, torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1))
 
 
@@ -346,7 +347,7 @@ def test_bad_shard_roots_are_one_line_errors(tmp_path: Path, digit_shards: Path)
     with pytest.raises(DataError, match=r"data.channels=3.*hold 1-channel images; set data.channels=1"):
         shard_splits(str(digit_shards), image_size=8, channels=3)
     with pytest.raises(DataError, match="cannot be read"):
-        decode_full(b"not an image", 3, "x.jpg")
+        decode_full(b"not an image", ImageFormat(3), "x.jpg")
     assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY  # the cap stayed in its process
 
 
