@@ -85,6 +85,12 @@ def test_a_13_band_16_bit_tiff_folder_pretrains_exports_embeds_and_probes(
         want = module.eval_encoder.eval()(x)
     assert np.allclose(emb, want.numpy(), atol=1e-5)  # the run's own held-out images: the features it saw
 
+    from selfsup.cli import probe
+
+    assert probe.main([str(run_dir)]) == 0  # the linear probe again, from the run's checkpoint
+    again = json.loads((run_dir / "probe.json").read_text())
+    assert again["pretrained"]["linear_top1"] == pytest.approx(results["metrics"]["linear_top1"])
+
     capsys.readouterr()
     assert export_cli.main([str(run_dir), "--onnx"]) == 0
     import onnxruntime as ort

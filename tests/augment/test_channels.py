@@ -34,7 +34,18 @@ def test_rgb_ops_are_refused_for_other_channel_counts_naming_the_op(kwargs: dict
 
 def test_what_has_no_rgb_op_is_accepted_for_13_channels() -> None:
     ops = ["Identity", "ShearX", "Rotate", "Brightness", "Contrast", "Solarize", "Equalize"]
-    vm = ViewMaker(size=8, **C13, **PLAIN, randaugment=RandAugment(op_set=ops), channel_dropout_p=0.5, bit_depth=16)
+    fields = RandomFields(translate=(1.0, 4.0), rotate=(5.0, 4.0), brightness=(0.2, 4.0), contrast=(0.2, 4.0))
+    vm = ViewMaker(
+        size=8,
+        **C13,
+        **PLAIN,
+        randaugment=RandAugment(op_set=ops),
+        random_fields=fields,
+        blur_p=1.0,
+        solarize_p=0.5,
+        channel_dropout_p=0.5,
+        bit_depth=16,
+    )
     views = vm(torch.randint(0, 65536, (4, 13, 12, 12)).to(torch.uint16))
     assert views.groups[0].shape == (8, 13, 8, 8) and torch.isfinite(views.groups[0]).all()
     with pytest.raises(ValueError, match="data.channels=13, data.bit_depth=8 need augment.backend=batched"):
