@@ -168,8 +168,14 @@ def _dicom(data: io.BytesIO | str | Path, fmt: ImageFormat) -> np.ndarray:
     import pydicom
     from pydicom.pixels import apply_modality_lut
 
-    ds = pydicom.dcmread(data)
-    values = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64)
+    try:
+        ds = pydicom.dcmread(data)
+    except pydicom.errors.InvalidDicomError as e:
+        raise OSError(f"not a DICOM file ({' '.join(str(e).split())[:120]})") from e
+    try:
+        values = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64)
+    except (RuntimeError, NotImplementedError, AttributeError) as e:  # no pixel data, a codec pydicom lacks
+        raise OSError(f"pydicom cannot decode its pixels: {' '.join(str(e).split())[:200]}") from e
     top = fmt.max_value
     if fmt.dicom_window is not None:
         center, width = fmt.dicom_window

@@ -116,6 +116,14 @@ def test_dicom_reads_modality_values_or_a_window() -> None:
     assert np.array_equal(windowed, expected.astype(np.uint16)) and stored_ct.shape == windowed.shape
 
 
+def test_a_file_that_is_not_dicom_is_unreadable_named(tmp_path: Path) -> None:
+    pytest.importorskip("pydicom", reason="pydicom (selfsup[dicom]) reads DICOM")
+    (tmp_path / "scan.dcm").write_bytes(b"not a dicom file")
+    ds = FolderImageDataset(tmp_path, 8, channels=1, bit_depth=16, labelled=False)
+    with pytest.raises(DataError, match=rf"image {tmp_path / 'scan.dcm'} cannot be read \(not a DICOM file"):
+        ds[0]
+
+
 def test_the_generated_spectral_set_reads_and_shards_back_the_same(tmp_path: Path) -> None:
     """make_spectral.py's 13-band 16-bit TIFFs through data=imagefolder, and through make_shards.py
     (--channels 13 --bit-depth 16) + data=shards: the same images, at 16 bits."""
