@@ -28,7 +28,7 @@ from selfsup.build import (
     save_config,
 )
 from selfsup.data import stats
-from selfsup.data.base import Streamed, seeded_indices
+from selfsup.data.base import seeded_indices
 from selfsup.data.module import ImageDataModule
 from selfsup.dist import launcher_rank_zero
 from selfsup.errors import ConfigError
@@ -278,7 +278,7 @@ def _run(
             if isinstance(lg, CSVLogger):
                 plot_temperatures(Path(lg.log_dir) / "metrics.csv", run_dir / TEMPERATURES)
                 plot_curves(Path(lg.log_dir) / "metrics.csv", run_dir / CURVES)
-        if not dm.num_classes and not isinstance(getattr(dm.splits, "train", None), Streamed):  # no labels: neighbours
+        if not dm.num_classes:  # no labels: the neighbours preview
             queries = dm.held_out_images(QUERIES)
             gallery = dm.train_images(seeded_indices(dm.train_size(), GALLERY, cfg.seed))
             encoder, prepare = module.eval_encoder, module.view_maker.prepare

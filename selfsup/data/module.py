@@ -175,10 +175,12 @@ class ImageDataModule(L.LightningDataModule):
         return torch.stack([ds[i][0] for i in range(min(n, len(ds)))])  # type: ignore[arg-type]
 
     def train_images(self, indices: list[int]) -> torch.Tensor:
-        """The training images at ``indices`` as one uint8 batch (an in-memory or folder set)."""
+        """The training images at ``indices`` as one batch (a streamed set: read by index from its shards)."""
+        from selfsup.data.stats import training_images
+
         self.setup()
         assert self.splits is not None
-        ds = self.splits.train
+        ds = training_images(self.splits)
         return torch.stack([ds[i][0] for i in indices])  # type: ignore[index]
 
     def feature_loader(self, ds: Dataset) -> DataLoader:

@@ -107,6 +107,7 @@ def test_an_unlabelled_folder_shards_as_imagefolder_splits_it_and_trains_without
     results = run(composed(*shards, "data.view.size=16"), tmp_path / "run", loss_choice="ntxent")
     assert "linear_top1" not in results["metrics"] and "lidar_backbone" in results["metrics"]
     assert "| pretrained | – | – |" in capsys.readouterr().out
+    assert results["neighbours"] == "neighbours.png" and (tmp_path / "run" / "neighbours.png").is_file()
 
 
 def test_in_memory_sets_round_trip_pixel_exact(digit_shards: Path) -> None:
