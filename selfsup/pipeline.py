@@ -148,7 +148,7 @@ def auto_normalization(cfg: DictConfig, dm: ImageDataModule, run_dir: Path, ckpt
     if ckpt is not None and (saved := stats.read(run_dir)) is not None:
         return saved
     assert dm.splits is not None
-    measured = stats.measure(stats.training_images(dm.splits), int(cfg.data.get("bit_depth", 8)))
+    measured = stats.measure(dm.splits.indexed_train, int(cfg.data.get("bit_depth", 8)))
     fmt = ", ".join
     log.info(
         "data.normalize=auto: per-channel mean [%s], std [%s] (%d training images)",
@@ -164,7 +164,7 @@ def check_bit_depth(cfg: DictConfig, dm: ImageDataModule) -> None:
     with ``data.bit_depth=16``), before anything is written."""
     assert dm.splits is not None
     bits = int(cfg.data.get("bit_depth", 8))
-    dtype = stats.training_images(dm.splits)[0][0].dtype
+    dtype = dm.splits.indexed_train[0][0].dtype
     if dtype != {8: torch.uint8, 16: torch.uint16}[bits]:
         raise ConfigError(f"data.bit_depth={bits}, but data={cfg.data.name} holds {dtype} images; set data.bit_depth=8")
 

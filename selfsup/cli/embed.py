@@ -84,14 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             raise MissingFileError(f"--images {args.images}: no such folder")
         run_dir, ckpt, cfg = trained_run(args.source)
         dest = args.out or run_dir / "embeddings.parquet"
-        window = cfg.data.get("dicom_window")
         ds = FolderImageDataset(
             args.images,
             int(cfg.data.image_size),
             int(cfg.data.channels),
             labelled=False,
             bit_depth=int(cfg.data.get("bit_depth", 8)),
-            dicom_window=tuple(window) if window is not None else None,
+            dicom_window=cfg.data.get("dicom_window"),
         )
         converted = check_images([p for p, _ in ds.samples], run_dir, cfg, args.convert)
         if args.skip_bad:

@@ -42,10 +42,8 @@ SPLITS = ("train", "val")
 def _folder_items(
     source: Path, fmt: Any, held_out_fraction: float, split_seed: int
 ) -> tuple[dict[str, Iterator[dict[str, Any]]], list[str], dict[str, int]]:
-    from PIL import Image
-
     from selfsup.data.folder import DECODE_ERRORS, FolderImageDataset, folder_splits, mismatch_error
-    from selfsup.data.image_file import ARRAY_SUFFIXES, HIGH_BIT_MODES, ImageMismatch, read_image
+    from selfsup.data.image_file import ImageMismatch, check_image
 
     splits = folder_splits(
         str(source),
@@ -64,12 +62,7 @@ def _folder_items(
         """The file's own bytes, once decoded here: a file of other channels or bit depth is refused now."""
         data = Path(path).read_bytes()
         try:
-            if fmt.classic and not path.lower().endswith(ARRAY_SUFFIXES):  # PIL's header is enough
-                with Image.open(io.BytesIO(data)) as img:
-                    if img.mode in HIGH_BIT_MODES:
-                        raise ImageMismatch(f"has more than 8 bits per channel (PIL mode {img.mode}) and --bit-depth 8")
-            else:
-                read_image(data, path, fmt)
+            check_image(data, path, fmt)
         except ImageMismatch as e:
             raise mismatch_error(path, e) from None
         except DECODE_ERRORS:

@@ -77,3 +77,12 @@ class ImageSplits:
     test: Dataset
     num_classes: int
     probe_train: Dataset | None = None
+
+    @property
+    def indexed_train(self) -> Dataset:
+        """The training images read by index (a streamed training set: the by-index reader of its
+        shards, ``probe_train``)."""
+        if isinstance(self.train, Streamed):
+            assert self.probe_train is not None, "a streamed training set comes with its by-index reader"
+            return self.probe_train
+        return self.train

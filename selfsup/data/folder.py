@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from selfsup.data.base import ImageSplits
-from selfsup.data.image_file import IMAGE_EXTENSIONS, ImageFormat, ImageMismatch, read_image, square
+from selfsup.data.image_file import IMAGE_EXTENSIONS, ImageFormat, ImageMismatch, check_image, read_image, square
 from selfsup.errors import ConfigError, DataError, MissingFileError
 from selfsup.schema import NonNegativeInt, OpenFraction
 
@@ -70,16 +70,17 @@ def mismatch_error(path: str, e: ImageMismatch) -> DataError:
 
 
 def check_first_of_each_class(datasets: list[FolderImageDataset]) -> None:
-    """Decode each class folder's first image before anything is written: a set whose files are
-    not the declared channels or bit depth (a 16-bit set read as 8-bit, say) is refused at once,
-    whatever ``data.on_bad_image`` says. (Every image is checked again as it is decoded.)"""
+    """Check each class folder's first image before anything is written (its header alone for 8-bit
+    grey and RGB data in a PIL format: :func:`~selfsup.data.image_file.check_image`): a set whose
+    files are not the declared channels or bit depth (a 16-bit set read as 8-bit, say) is refused at
+    once, whatever ``data.on_bad_image`` says. (Every image is checked again as it is decoded.)"""
     for ds in datasets:
         firsts: dict[int, str] = {}
         for path, label in ds.samples:
             firsts.setdefault(label, path)
         for path in firsts.values():
             try:
-                read_image(path, path, ds.format)
+                check_image(path, path, ds.format)
             except ImageMismatch as e:
                 raise mismatch_error(path, e) from None
             except DECODE_ERRORS:
@@ -318,7 +319,7 @@ def folder_splits(
         bit_depth: 8 or 16 bits per value (:mod:`selfsup.data.image_file`).
         dicom_window: ``(center, width)`` of DICOM files' modality values, or None.
     """
-    fmt = ImageFormat(channels, bit_depth, tuple(dicom_window) if dicom_window is not None else None)  # type: ignore[arg-type]
+    fmt = ImageFormat(channels, bit_depth, dicom_window)
     root = Path(path)
     if not root.is_dir():
         raise MissingFileError(f"image folder {root} does not exist")

@@ -31,6 +31,7 @@ the views: a 13-band 16-bit tile is 26 / 3 = 8.7 times an 8-bit RGB one of the s
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -69,7 +70,7 @@ class ImageFormat:
 
     channels: int = 3
     bit_depth: int = 8
-    dicom_window: tuple[float, float] | None = None
+    dicom_window: Sequence[float] | None = None  # stored as a (center, width) tuple of floats
 
     def __post_init__(self) -> None:
         if self.bit_depth not in DTYPES:
@@ -91,9 +92,6 @@ class ImageFormat:
     def max_value(self) -> int:
         """The largest value of the bit depth: 255 or 65535."""
         return 2**self.bit_depth - 1
-
-    def describe(self) -> str:
-        return f"{self.channels}-channel {self.bit_depth}-bit"
 
 
 def read_image(source: str | Path | bytes, name: str, fmt: ImageFormat) -> Image.Image | np.ndarray:
@@ -131,6 +129,25 @@ def read_image(source: str | Path | bytes, name: str, fmt: ImageFormat) -> Image
     return _pil(source, fmt)
 
 
+def check_image(source: str | Path | bytes, name: str, fmt: ImageFormat) -> None:
+    """:class:`ImageMismatch` where the file disagrees with ``fmt``, at the least cost: 8-bit grey and
+    RGB data in a PIL format by the header's mode alone (PIL converts the rest when it is read),
+    anything else decoded (:func:`read_image`)."""
+    if fmt.classic and not name.lower().endswith(ARRAY_SUFFIXES):
+        with Image.open(_file(source)) as img:
+            _refuse_more_than_8_bits(img.mode)
+        return
+    read_image(source, name, fmt)
+
+
+def _refuse_more_than_8_bits(mode: str) -> None:
+    if mode in HIGH_BIT_MODES:
+        raise ImageMismatch(
+            f"has more than 8 bits per channel (PIL mode {mode}) and data.bit_depth=8: "
+            "set data.bit_depth=16 to read its 16 bits"
+        )
+
+
 def _file(source: str | Path | bytes) -> str | Path | io.BytesIO:
     return io.BytesIO(source) if isinstance(source, bytes) else source
 
@@ -139,11 +156,7 @@ def _pil(source: str | Path | bytes, fmt: ImageFormat) -> Image.Image | np.ndarr
     """A file PIL decodes: converted to grey or RGB (``fmt.classic``), else an array of its bands."""
     with Image.open(_file(source)) as img:
         if fmt.classic:
-            if img.mode in HIGH_BIT_MODES:
-                raise ImageMismatch(
-                    f"has more than 8 bits per channel (PIL mode {img.mode}) and data.bit_depth=8: "
-                    "set data.bit_depth=16 to read its 16 bits"
-                )
+            _refuse_more_than_8_bits(img.mode)
             return img.convert("L" if fmt.channels == 1 else "RGB")
         if fmt.bit_depth == 16:
             if img.mode not in HIGH_BIT_MODES[:5]:
@@ -155,8 +168,7 @@ def _pil(source: str | Path | bytes, fmt: ImageFormat) -> Image.Image | np.ndarr
             if arr.min() < 0 or arr.max() > 65535:
                 raise ImageMismatch(f"has values {arr.min()}..{arr.max()}, outside 16 bits (0..65535)")
             return _layout(arr.astype(np.uint16), fmt)
-        if img.mode in HIGH_BIT_MODES:
-            raise ImageMismatch(f"has more than 8 bits per channel (PIL mode {img.mode}) and data.bit_depth=8")
+        _refuse_more_than_8_bits(img.mode)
         return _layout(np.asarray(img), fmt)
 
 

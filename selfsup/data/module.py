@@ -176,11 +176,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_images(self, indices: list[int]) -> torch.Tensor:
         """The training images at ``indices`` as one batch (a streamed set: read by index from its shards)."""
-        from selfsup.data.stats import training_images
-
         self.setup()
         assert self.splits is not None
-        ds = training_images(self.splits)
+        ds = self.splits.indexed_train
         return torch.stack([ds[i][0] for i in indices])  # type: ignore[index]
 
     def feature_loader(self, ds: Dataset) -> DataLoader:

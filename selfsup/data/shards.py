@@ -227,8 +227,7 @@ def shard_splits(
             f"data.bit_depth={bit_depth}, but the shards in {path} hold {meta.get('bit_depth', 8)}-bit images; "
             f"set data.bit_depth={meta.get('bit_depth', 8)}"
         )
-    window = meta.get("dicom_window")  # make_shards.py --dicom-window: DICOM files are windowed as read
-    fmt = ImageFormat(channels, bit_depth, tuple(window) if window is not None else None)
+    fmt = ImageFormat(channels, bit_depth, meta.get("dicom_window"))  # make_shards.py --dicom-window
     train = ShardStream(root / "train", fmt, seed, num_images=int(meta["samples"]["train"]))
     return ImageSplits(
         train=train,

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import Dataset
 
-from selfsup.data.base import ImageSplits, Streamed, seeded_indices
+from selfsup.data.base import seeded_indices
 
 STATS_FILE = "normalization.json"
 SAMPLE = 1024  # training images measured
@@ -42,14 +42,6 @@ def measure(ds: Dataset, bit_depth: int, sample: int = SAMPLE, seed: int = SEED)
     mean = total / count
     std = (total_sq / count - mean * mean).clamp(min=0).sqrt().clamp(min=1e-6)  # a constant channel: no division by 0
     return {"mean": mean.tolist(), "std": std.tolist(), "images": len(picked), "seed": seed}
-
-
-def training_images(splits: ImageSplits) -> Dataset:
-    """The training images, read by index (a streamed training set: its by-index reader)."""
-    if isinstance(splits.train, Streamed):
-        assert splits.probe_train is not None, "a streamed training set comes with its by-index reader"
-        return splits.probe_train
-    return splits.train
 
 
 def read(run_dir: Path) -> dict[str, Any] | None:
