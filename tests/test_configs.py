@@ -122,3 +122,17 @@ def test_required_values_stay_required() -> None:
         finally:
             GlobalHydra.instance().clear()
         assert all("=" in g for g in given)
+
+
+def test_a_method_config_sets_optimiser_values_under_the_command_line() -> None:
+    """train.yaml composes optim before method, so a method's own optimiser value (DINO's AdamW lr)
+    wins over the optim option's, and the command line wins over both; other methods keep the
+    option's."""
+    try:
+        lrs = {
+            args: compose_cfg(list(args)).optim.optimizer.lr
+            for args in [("method=dino",), ("method=dino", "optim.optimizer.lr=5e-4"), ("method=simclr",)]
+        }
+    finally:
+        GlobalHydra.instance().clear()
+    assert lrs == {("method=dino",): 2e-3, ("method=dino", "optim.optimizer.lr=5e-4"): 5e-4, ("method=simclr",): 1e-3}
