@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import torch
+from timm.layers import DropPath
 from torch import Tensor, nn
 
 from selfsup.augment import Views
@@ -21,7 +22,9 @@ class MomentumTeacher(nn.Module):
     parameters. Buffers (BatchNorm running statistics) are the teacher's own, kept by its own
     forward passes in training mode, as in MoCo's key encoder. No parameter requires a gradient,
     and the copies live in the module's ``state_dict``, so a resumed run continues from the
-    same teacher.
+    same teacher. The teacher drops nothing: the copies' stochastic depth (timm's ``DropPath``,
+    ``drop_path_rate``) and dropout are set to 0, as the official DINO and iBOT build their
+    teacher without the student's ``drop_path_rate`` (``main_dino.py``, ``main_ibot.py``).
 
     Args:
         backbone: the online backbone (copied).
@@ -33,6 +36,11 @@ class MomentumTeacher(nn.Module):
         self.backbone: nn.Module = copy.deepcopy(backbone)
         self.head: nn.Module = copy.deepcopy(head)
         self.requires_grad_(False)
+        for module in self.modules():
+            if isinstance(module, DropPath):
+                module.drop_prob = 0.0
+            elif isinstance(module, nn.modules.dropout._DropoutNd):
+                module.p = 0.0
 
     @torch.no_grad()
     def update(self, backbone: nn.Module, head: nn.Module, momentum: float) -> None:

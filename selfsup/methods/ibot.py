@@ -79,8 +79,9 @@ class IBOT(DINO):
 
     The masks are drawn for the global batch on every rank (one seed drawn from torch's generator)
     and each rank takes its images' rows, so two DDP processes mask as one process does. Not
-    followed: the official student's stochastic depth 0.1 (``+backbone.model_kwargs.drop_path_rate``
-    would give it to the teacher too) and ``pred_start_epoch`` (masking from the first epoch).
+    followed: the official student's stochastic depth 0.1 (``+backbone.model_kwargs.drop_path_rate=0.1``
+    gives it to the student; the teacher drops nothing) and ``pred_start_epoch`` (masking from the
+    first epoch).
 
     Args:
         teacher_patch_temperature: the patch tokens' τ_t after the warm-up.

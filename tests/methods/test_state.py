@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import timm
 import torch
 from torch import nn
 
@@ -67,3 +68,28 @@ def test_memory_bank_update_is_the_normalised_momentum_average() -> None:
     torch.testing.assert_close(bank.rows[[0, 2, 3, 5]], rows[[0, 2, 3, 5]])
     bank.resize_per_sample(10)
     assert bank.rows.shape == (10, 3) and "rows" in bank.state_dict()
+
+
+def test_teacher_drops_nothing_when_the_student_does() -> None:
+    """The teacher copies a student with stochastic depth and dropout without them, as the official
+    DINO and iBOT build their teacher without ``drop_path_rate``: its training-mode forward is then
+    deterministic and equals the student's eval-mode one."""
+    torch.manual_seed(0)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", img_size=16, patch_size=4, num_classes=0, drop_path_rate=0.5, drop_rate=0.5
+    )
+    head = nn.Sequential(nn.Linear(192, 8), nn.Dropout(0.5))
+    teacher = MomentumTeacher(vit, head).train()
+    vit.train(), head.train()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        h1, z1 = teacher(x)
+        h2, z2 = teacher(x)
+        assert not torch.equal(vit(x), vit(x))  # the student still drops paths
+        vit.eval(), head.eval()
+        ref = vit(x)
+        torch.testing.assert_close(h1, h2)
+        torch.testing.assert_close(z1, z2)
+        torch.testing.assert_close(h1, ref)
+        torch.testing.assert_close(z1, head(ref))
+    assert vit.blocks[-1].drop_path1.drop_prob > 0 and head[1].p == 0.5  # the student's own are kept
