@@ -65,10 +65,15 @@ def finetune_commands() -> list[str]:
 FINETUNE_SHORT = ["epochs=1", "warmup_epochs=0", "batch_size=32", "max_train_samples=64", "max_test_samples=64"]
 
 
+def _value(args: list[str], key: str) -> str | None:
+    """The value a command's ``key=value`` argument sets, or None where it sets none."""
+    return next((a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")), None)
+
+
 def _finetune_argv(cmd: str, run_dir: Path, out: Path, data_roots: dict[str, Path]) -> list[str]:
     shortened = {a.split("=", 1)[0] for a in FINETUNE_SHORT}
     args = [a.replace("RUN_DIR", str(run_dir)) for a in shlex.split(cmd)[2:] if a.split("=", 1)[0] not in shortened]
-    data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
+    data = _value(args, "data")
     roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
     return [sys.executable, "finetune.py", *args, *FINETUNE_SHORT, *roots, f"hydra.run.dir={out}"]
 
@@ -132,7 +137,7 @@ def _train_argv(cmd: str, out: Path, data_roots: dict[str, Path]) -> list[str]:
         args = ["seed=0" if a.startswith("seed=") else a for a in args]
     if any(t in cmd for t in TINY_BUDGET):
         args = [a for a in args if not a.startswith(BUDGET_KEYS)]
-    data = next((a.split("=", 1)[1] for a in args if a.startswith("data=")), None)
+    data = _value(args, "data")
     roots = [f"data.root={data_roots[data]}"] if data in ("fashion_mnist", "cifar10", "cifar100", "stl10") else []
     if data == "shards":  # the fake image folder's shards (what the README's make_shards.py command writes)
         args = [a for a in args if not a.startswith("data.path=")]
@@ -227,8 +232,8 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
             continue  # run against a real SLURM in tests/test_slurm.py
         if "experiment=cifar10_speedrun" in cmd:
             continue  # a GPU run: on the CPU in tests/test_gpu_evidence.py (scripts/gpu_evidence.py --dry-run)
-        named = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.sweep.dir=")), None)
-        named_run_dir = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("hydra.run.dir=")), None)
+        named = _value(shlex.split(cmd), "hydra.sweep.dir")
+        named_run_dir = _value(shlex.split(cmd), "hydra.run.dir")
         # A named sweep runs at the same path below SWEEPS, so a collect over its parent folder finds it.
         out = tmp_path / SWEEPS / named if named else tmp_path / f"cmd{i}"
         p = _run(_train_argv(cmd, out, data_roots))
@@ -238,7 +243,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         if named_run_dir is not None:
             named_runs[named_run_dir] = out
         if " -m " in cmd and "sweeper=optuna" in cmd:  # a study: its trials, not a grid
-            runs = int(next((a.split("=")[1] for a in shlex.split(cmd) if a.startswith("hydra.sweeper.n_trials=")), 8))
+            runs = int(_value(shlex.split(cmd), "hydra.sweeper.n_trials") or 8)
             assert len(finished) == runs, f"{cmd}: {len(finished)} runs"
         elif " -m " in cmd:
             runs = len(sweep_points(_train_argv(cmd, out, data_roots)[2:]))  # as run here
@@ -256,7 +261,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         p = _run(_finetune_argv(cmd, digits_run, out, data_roots))
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-3000:]}"
         results = json.loads((out / "finetune.json").read_text())
-        asked = next((a.split("=", 1)[1] for a in shlex.split(cmd) if a.startswith("protocols=")), None)
+        asked = _value(shlex.split(cmd), "protocols")
         expected = set(asked.strip("[]").split(",")) if asked else set(PROTOCOLS)  # the command's, else all
         assert set(results["top1"]) == expected, results["top1"]
         assert all(f"| {protocol} |" in p.stdout for protocol in expected), p.stdout
@@ -288,7 +293,7 @@ def test_readme_train_commands(tmp_path: Path, data_roots: dict[str, Path]) -> N
         # embed.py refuses colour images for a grey run (and says so): IMAGES_DIR is the colour folder.
         run_dir = colour_run if script == "scripts/embed.py" else last_run
         argv = [sys.executable, *shlex.split(cmd.replace("RUN_DIR", str(run_dir)))[1:]]
-        data = next((a.split("=", 1)[1] for a in argv if a.startswith("data=")), None)
+        data = _value(argv, "data")
         if script == "scripts/show_augment.py" and data in data_roots:
             argv.append(f"data.root={data_roots[data]}")
         p = _run(argv)
