@@ -3,13 +3,16 @@ tokens' self-distillation from the teacher's patch tokens of the same view."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.dist import gather_cat
+from selfsup.losses._sinkhorn import sinkhorn
 from selfsup.losses.dino import DINOLoss
-from selfsup.schema import NonNegative, Positive, PositiveInt, Probability
+from selfsup.schema import NonNegative, NonNegativeInt, Positive, PositiveInt, Probability
 
 
 class IBOTLoss(nn.Module):
@@ -28,6 +31,12 @@ class IBOTLoss(nn.Module):
     The patch centre c₂ moves as the class centre does, to ``m₂ c₂ + (1 − m₂) mean(t_patch)``, the
     mean over every patch token of the global views of the global batch (every DDP rank's).
 
+    ``centering="sinkhorn_knopp"`` gives both terms DINOv2's targets (Oquab et al., TMLR 2024;
+    official code github.com/facebookresearch/dinov2, ``sinkhorn_knopp_teacher``) instead of the
+    centred softmax: the Sinkhorn-Knopp codes at ε = τ_t of the teacher's class outputs of the
+    global views, and, apart, of its patch outputs at the masked positions (the only ones the loss
+    reads), each over the global batch; the centres are then neither read nor moved.
+
     Args:
         out_dim: K, the head's outputs (both centres' width; iBOT's shared head).
         student_temperature: τ_s (0.1), for class and patch tokens.
@@ -35,6 +44,10 @@ class IBOTLoss(nn.Module):
         patch_center_momentum: m₂ of the patch centre (0.9).
         cls_weight: λ1 (1).
         patch_weight: λ2 (1).
+        centering: ``centre`` (iBOT's) or ``sinkhorn_knopp`` (DINOv2's), for both terms.
+        sinkhorn_iterations: Sinkhorn-Knopp's rescalings (DINOv2's 3).
+        koleo_weight: w of DINOv2's KoLeo term of the student's class tokens of the global views
+            (0: none; DINOv2's 0.1), as in :class:`~selfsup.losses.dino.DINOLoss`.
 
     Example:
         >>> from selfsup.losses.ibot import IBOTLoss
@@ -57,9 +70,12 @@ class IBOTLoss(nn.Module):
         patch_center_momentum: Probability = 0.9,
         cls_weight: NonNegative = 1.0,
         patch_weight: NonNegative = 1.0,
+        centering: Literal["centre", "sinkhorn_knopp"] = "centre",
+        sinkhorn_iterations: NonNegativeInt = 3,
+        koleo_weight: NonNegative = 0.0,
     ) -> None:
         super().__init__()
-        self.cls = DINOLoss(out_dim, student_temperature, center_momentum)
+        self.cls = DINOLoss(out_dim, student_temperature, center_momentum, centering, sinkhorn_iterations, koleo_weight)
         self.student_temperature, self.patch_center_momentum = student_temperature, patch_center_momentum
         self.cls_weight, self.patch_weight = cls_weight, patch_weight
         self.register_buffer("patch_center", torch.zeros(1, out_dim))
@@ -75,11 +91,13 @@ class IBOTLoss(nn.Module):
         teacher_patches: Tensor,
         mask: Tensor,
         teacher_patch_temperature: float,
+        features: Tensor | None = None,
     ) -> Tensor:
         """The student's class outputs ``z`` (V*B, K) and the teacher's ``teacher`` (G*B, K); the
         student's patch outputs ``patches`` (G*B, N, K) of the masked global views, the teacher's
         ``teacher_patches`` (G*B, N, K) of the unmasked ones, and ``mask`` (G*B, N), True where
-        masked; all view-major. A scalar. Updates both centres."""
+        masked; with ``koleo_weight``, the student's class tokens ``features`` (G*B, F) of the masked
+        global views; all view-major. A scalar. Updates both centres."""
         if patches.shape != teacher_patches.shape or tuple(mask.shape) != tuple(patches.shape[:2]):
             raise ValueError(
                 f"patches and teacher_patches must be (globals*batch, N, K) and mask (globals*batch, N); got "
@@ -87,18 +105,31 @@ class IBOTLoss(nn.Module):
             )
         if patches.shape[0] != teacher.shape[0]:
             raise ValueError(f"patches have {patches.shape[0]} rows and the teacher's class outputs {teacher.shape[0]}")
-        cls = self.cls(z, views=views, teacher=teacher, teacher_temperature=teacher_temperature)
+        cls = self.cls.distillation(z, views, teacher, teacher_temperature)
         b = z.shape[0] // views
         log_p = F.log_softmax(patches / self.student_temperature, dim=-1)
-        center = self.patch_center.to(teacher_patches.dtype).view(1, 1, -1)
-        q = F.softmax((teacher_patches.detach() - center) / teacher_patch_temperature, dim=-1)
+        q = self._patch_targets(teacher_patches.detach(), mask, teacher_patch_temperature)
         per_patch = -(q * log_p).sum(-1)  # (G*B, N)
         m = mask.to(per_patch.dtype)
         per_image = (per_patch * m).sum(-1) / m.sum(-1).clamp(min=1.0)  # (G*B,)
         mim = per_image.view(-1, b).mean(1).mean()  # over the images, then the global views
-        self._update_patch_center(teacher_patches.detach())
-        self._last = {"loss_cls": cls.detach(), "loss_mim": mim.detach()}
-        return self.cls_weight * cls + self.patch_weight * mim
+        spread = self.cls.spread(features, teacher.shape[0] // b)
+        self._last = {"loss_cls": cls.detach(), "loss_mim": mim.detach(), **self.cls.logged()}
+        return self.cls_weight * cls + self.patch_weight * mim + spread
+
+    @torch.no_grad()
+    def _patch_targets(self, teacher_patches: Tensor, mask: Tensor, teacher_patch_temperature: float) -> Tensor:
+        """``P_t`` of the teacher's patch outputs (G*B, N, K), by the loss's ``centering``; moves the
+        patch centre after reading it (``centre``)."""
+        if self.cls.centering == "sinkhorn_knopp":
+            q = torch.zeros_like(teacher_patches)
+            iterations = self.cls.sinkhorn_iterations
+            q[mask] = sinkhorn(teacher_patches[mask], teacher_patch_temperature, iterations, bound=None)
+            return q
+        center = self.patch_center.to(teacher_patches.dtype).view(1, 1, -1)
+        q = F.softmax((teacher_patches - center) / teacher_patch_temperature, dim=-1)
+        self._update_patch_center(teacher_patches)
+        return q
 
     @torch.no_grad()
     def _update_patch_center(self, teacher_patches: Tensor) -> None:
@@ -107,5 +138,6 @@ class IBOTLoss(nn.Module):
         self.patch_center.mul_(m).add_(batch_center.to(self.patch_center.dtype), alpha=1 - m)
 
     def logged(self) -> dict[str, Tensor]:
-        """The last batch's two terms, unweighted (``train/loss_cls``, ``train/loss_mim``)."""
+        """The last batch's terms, unweighted (``train/loss_cls``, ``train/loss_mim``, and
+        ``train/loss_koleo`` with ``koleo_weight``)."""
         return dict(self._last)

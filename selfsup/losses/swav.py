@@ -3,43 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selfsup.dist import world_size
+from selfsup.losses._sinkhorn import sinkhorn
 from selfsup.schema import NonNegativeInt, Positive, PositiveInt
-
-
-def _summed_over_ranks(local: Tensor, shared: Tensor) -> Tensor:
-    """``shared`` (the same on every rank: the queue's part) plus ``local`` summed over the ranks."""
-    if world_size() > 1:
-        local = local.clone()
-        dist.all_reduce(local)
-    return local + shared
-
-
-@torch.no_grad()
-def sinkhorn(scores: Tensor, epsilon: float, iterations: int, shared_rows: int = 0) -> Tensor:
-    """Codes Q (N, K) of the scores (N, K) by Sinkhorn-Knopp (the paper's Eq. 3; the official
-    ``distributed_sinkhorn``): ``exp(scores / ε)`` rescaled ``iterations`` times so that each of the
-    K prototypes gets 1/K of the mass over all rows and each row 1/N', then each row sums to 1.
-
-    Under DDP the rows are every rank's: the sums over rows are summed over the ranks, so the codes
-    are those of the global batch. The first ``shared_rows`` rows (SwAV's queue) are the same on
-    every rank and count once. Scores are cosines (at most 1): ``exp((s - 1) / ε)`` differs from
-    ``exp(s / ε)`` by a constant factor that the first normalisation removes, and cannot overflow.
-    """
-    n_local = scores.shape[0] - shared_rows
-    q = torch.exp((scores - 1) / epsilon).t()  # (K, N)
-    k, n = q.shape[0], n_local * world_size() + shared_rows
-    q = q / _summed_over_ranks(q[:, shared_rows:].sum(), q[:, :shared_rows].sum())
-    for _ in range(iterations):
-        q = q / _summed_over_ranks(q[:, shared_rows:].sum(1, keepdim=True), q[:, :shared_rows].sum(1, keepdim=True))
-        q = q / k
-        q = q / q.sum(0, keepdim=True)
-        q = q / n
-    return (q * n).t()
 
 
 class SwAVLoss(nn.Module):

@@ -86,7 +86,8 @@ class DINO(TeacherMethod):
         z = self.by_view(self.head, h, views.count)
         ht, zt = self.teach(views.global_only())
         tau = self.teacher_temperature_at(self.current_epoch)
-        loss = self.criterion(z, views=views.count, teacher=zt, teacher_temperature=tau)
+        features = h[: zt.shape[0]]  # the global views' (KoLeo's, with loss.koleo_weight)
+        loss = self.criterion(z, views=views.count, teacher=zt, teacher_temperature=tau, features=features)
         self.log("train/teacher_temperature", tau, on_step=True, on_epoch=False)
         return loss, *self.for_eval(h, z, ht, zt)
 

@@ -170,6 +170,7 @@ class IBOT(DINO):
             teacher_patches=teacher_patches,
             mask=mask,
             teacher_patch_temperature=tau_p,
+            features=student.pooled,  # the masked global views' class tokens (KoLeo's, with loss.koleo_weight)
         )
         self.log("train/teacher_temperature", tau, on_step=True, on_epoch=False)
         return loss, *self.for_eval(h, z, teacher.pooled, zt)

@@ -15,10 +15,16 @@ from selfsup.losses.dino import DINOLoss
 from selfsup.methods.dino import DINO
 from tests.losses.reference_methods import assert_same
 from tests.methods.test_distributed_methods import eval_module, global_views, tiny_cfg
+from tests.methods.test_swav import sinkhorn_reference
 
 
-def dino_naive(student: Tensor, teacher: Tensor, views: int, center: Tensor, tau_s: float, tau_t: float) -> Tensor:
-    """Σ over teacher global view t and student view s ≠ t of mean_i H(P_t(i), P_s(i)), over the pairs."""
+def dino_naive(
+    student: Tensor, teacher: Tensor, views: int, center: Tensor, tau_s: float, tau_t: float,
+    sinkhorn_iterations: int | None = None,
+) -> Tensor:  # fmt: skip
+    """Σ over teacher global view t and student view s ≠ t of mean_i H(P_t(i), P_s(i)), over the pairs.
+    P_t: the centred, sharpened softmax, or with ``sinkhorn_iterations`` DINOv2's Sinkhorn-Knopp
+    codes of all the teacher's rows at ε = τ_t (the centre unread)."""
     b = student.shape[0] // views
     globals_ = teacher.shape[0] // b
 
@@ -27,6 +33,9 @@ def dino_naive(student: Tensor, teacher: Tensor, views: int, center: Tensor, tau
         total = sum(e)
         return [x / total for x in e]
 
+    if sinkhorn_iterations is not None:
+        codes = sinkhorn_reference(teacher.detach(), tau_t, sinkhorn_iterations)
+
     terms = []
     for t in range(globals_):
         for s in range(views):
@@ -34,7 +43,10 @@ def dino_naive(student: Tensor, teacher: Tensor, views: int, center: Tensor, tau
                 continue
             per_image = []
             for i in range(b):
-                q = softmax((teacher[t * b + i] - center[0]).detach(), tau_t)
+                if sinkhorn_iterations is None:
+                    q = softmax((teacher[t * b + i] - center[0]).detach(), tau_t)
+                else:
+                    q = list(codes[t * b + i])
                 p = softmax(student[s * b + i], tau_s)
                 per_image.append(-sum(qk * torch.log(pk) for qk, pk in zip(q, p, strict=True)))
             terms.append(sum(per_image) / b)
@@ -55,8 +67,55 @@ def test_the_loss_is_the_papers_and_the_centre_moves_to_the_global_mean(views: i
     torch.testing.assert_close(loss.center, 0.9 * center + 0.1 * teacher.mean(0, keepdim=True), rtol=1e-12, atol=0)
 
 
-def test_the_objective_is_the_loss_of_its_own_networks_and_the_teacher_sees_the_global_views() -> None:
+@pytest.mark.parametrize("views,globals_", [(4, 2), (3, 1)])
+def test_sinkhorn_knopp_centring_is_dinov2s_and_leaves_the_centre(views: int, globals_: int) -> None:
+    g = torch.Generator().manual_seed(views)
+    b, k = 3, 5
+    student = torch.randn(views * b, k, dtype=torch.float64, generator=g, requires_grad=True)
+    teacher = torch.randn(globals_ * b, k, dtype=torch.float64, generator=g)  # not cosines: larger than 1
+    loss = DINOLoss(out_dim=k, centering="sinkhorn_knopp", sinkhorn_iterations=2).double()
+    loss.center.copy_(torch.randn(1, k, generator=g))
+    center = loss.center.clone()
+    got = loss(student, views=views, teacher=teacher, teacher_temperature=0.04)
+    assert_same(got, dino_naive(student, teacher, views, center, 0.1, 0.04, sinkhorn_iterations=2), [student])
+    assert torch.equal(loss.center, center)
+
+
+def koleo_naive(features: Tensor, globals_: int) -> Tensor:
+    """Σ over the global views of -(1/B) Σ_i log(‖u_i − u_j‖ + 1e-8), u the unit rows of the view's
+    features, j ≠ i the row nearest to u_i (Sablayrolles et al. 2019; DINOv2's KoLeoLoss)."""
+    b = features.shape[0] // globals_
+    total = torch.zeros((), dtype=torch.float64)
+    for g in range(globals_):
+        u = [features[g * b + i] / features[g * b + i].norm() for i in range(b)]
+        for i in range(b):
+            j = max((j for j in range(b) if j != i), key=lambda j: float(u[i] @ u[j]))
+            total = total - torch.log(((u[i] - u[j] + 1e-8) ** 2).sum().sqrt() + 1e-8) / b
+    return total
+
+
+def test_the_koleo_term_spreads_the_global_views_features() -> None:
+    g = torch.Generator().manual_seed(5)
+    b, k, views = 4, 5, 3
+    student = torch.randn(views * b, k, dtype=torch.float64, generator=g, requires_grad=True)
+    teacher = torch.randn(2 * b, k, dtype=torch.float64, generator=g)
+    features = torch.randn(2 * b, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    loss = DINOLoss(out_dim=k, koleo_weight=0.3).double()
+    center = loss.center.clone()
+    got = loss(student, views=views, teacher=teacher, teacher_temperature=0.04, features=features)
+    want = dino_naive(student, teacher, views, center, 0.1, 0.04) + 0.3 * koleo_naive(features, 2)
+    assert_same(got, want, [student, features])
+    assert loss.logged()["loss_koleo"].item() == pytest.approx(koleo_naive(features, 2).item(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^koleo_weight needs the student's features of the 2 global views"):
+        loss(student, views=views, teacher=teacher, teacher_temperature=0.04)
+
+
+@pytest.mark.parametrize("koleo_weight", [0.0, 0.1])
+def test_the_objective_is_the_loss_of_its_own_networks_and_the_teacher_sees_the_global_views(
+    koleo_weight: float,
+) -> None:
     cfg = tiny_cfg("dino", "dino")
+    cfg.loss.koleo_weight = koleo_weight  # KoLeo reads the student's backbone features of the global views
     assert cfg.augment.local_views > 0 and cfg.method.module.eval_with == "teacher"
     module = eval_module(cfg)
     views, index = global_views(module)
@@ -68,6 +127,8 @@ def test_the_objective_is_the_loss_of_its_own_networks_and_the_teacher_sees_the_
     assert h.shape[0] == z.shape[0] == globals_ * b  # the teacher's rows, evaluated
     params = [p for m in module.trained_modules() for p in m.parameters() if p.requires_grad]
     want = dino_naive(student, teacher, views.count, center, 0.1, cfg.method.module.warmup_teacher_temperature)
+    if koleo_weight:
+        want = want + koleo_weight * koleo_naive(module.backbone(views.groups[0]), globals_)
     assert_same(loss, want, params)
 
 

@@ -6,6 +6,7 @@ unmasked, local views without a patch term), the patch temperature's warm-up, an
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,16 +17,24 @@ import selfsup.methods.ibot as ibot_module
 from selfsup.build import ConfigError, build_module
 from selfsup.losses.ibot import IBOTLoss
 from selfsup.methods.ibot import IBOT, block_mask
+from tests.conftest import free_port, start_ranks
 from tests.losses.reference_methods import assert_same
-from tests.methods.test_dino import dino_naive
-from tests.methods.test_distributed_methods import eval_module, global_views, tiny_cfg
+from tests.methods.test_dino import dino_naive, koleo_naive
+from tests.methods.test_distributed_methods import WORLD, _compare, _step, _worker, eval_module, global_views, tiny_cfg
+from tests.methods.test_swav import sinkhorn_reference
 
 
 def mim_naive(
-    student: Tensor, teacher: Tensor, mask: Tensor, center: Tensor, tau_s: float, tau_t: float, b: int
-) -> Tensor:
+    student: Tensor, teacher: Tensor, mask: Tensor, center: Tensor, tau_s: float, tau_t: float, b: int,
+    sinkhorn_iterations: int | None = None,
+) -> Tensor:  # fmt: skip
     """Per global view and image: the mean over its masked patches of H(P_t, P_s) (0 without one);
-    averaged over the images, then the views."""
+    averaged over the images, then the views. P_t: the centred, sharpened softmax, or with
+    ``sinkhorn_iterations`` DINOv2's Sinkhorn-Knopp codes at ε = τ_t of the masked patches' rows."""
+    masked = [(r, n) for r in range(teacher.shape[0]) for n in range(teacher.shape[1]) if mask[r, n]]
+    if sinkhorn_iterations is not None:
+        rows = torch.stack([teacher[r, n].detach() for r, n in masked])
+        codes = dict(zip(masked, sinkhorn_reference(rows, tau_t, sinkhorn_iterations), strict=True))
 
     def softmax(row: Tensor, tau: float) -> list[Tensor]:
         e = [torch.exp(v / tau) for v in row]
@@ -40,7 +49,10 @@ def mim_naive(
             terms = []
             for n in range(student.shape[1]):
                 if mask[r, n]:
-                    q = softmax((teacher[r, n] - center[0]).detach(), tau_t)
+                    if sinkhorn_iterations is None:
+                        q = softmax((teacher[r, n] - center[0]).detach(), tau_t)
+                    else:
+                        q = list(codes[r, n])
                     p = softmax(student[r, n], tau_s)
                     terms.append(-sum(qk * torch.log(pk) for qk, pk in zip(q, p, strict=True)))
             per_image.append(sum(terms) / len(terms) if terms else torch.zeros((), dtype=torch.float64))
@@ -70,6 +82,50 @@ def test_the_loss_is_the_papers_and_both_centres_move_to_the_global_means() -> N
     with pytest.raises(ValueError, match=r"mask \(globals\*batch, N\)"):
         loss(z, views=views, teacher=t, teacher_temperature=0.04, patches=zp, teacher_patches=tp, mask=mask[:, :2],
              teacher_patch_temperature=0.06)  # fmt: skip
+
+
+def test_dinov2s_sinkhorn_knopp_over_the_masked_patches_and_koleo_leave_both_centres() -> None:
+    g = torch.Generator().manual_seed(1)
+    b, k, n, views = 3, 5, 4, 4
+    z = torch.randn(views * b, k, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randn(2 * b, k, dtype=torch.float64, generator=g)
+    zp = torch.randn(2 * b, n, k, dtype=torch.float64, generator=g, requires_grad=True)
+    tp = torch.randn(2 * b, n, k, dtype=torch.float64, generator=g)
+    mask = torch.rand(2 * b, n, generator=g) < 0.5
+    mask[1] = False
+    features = torch.randn(2 * b, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    loss = IBOTLoss(out_dim=k, cls_weight=0.5, centering="sinkhorn_knopp", sinkhorn_iterations=3, koleo_weight=0.1)
+    loss = loss.double()
+    centres = loss.cls.center.clone(), loss.patch_center.clone()
+    got = loss(z, views=views, teacher=t, teacher_temperature=0.04, patches=zp, teacher_patches=tp, mask=mask,
+               teacher_patch_temperature=0.06, features=features)  # fmt: skip
+    want = (
+        0.5 * dino_naive(z, t, views, centres[0], 0.1, 0.04, sinkhorn_iterations=3)
+        + mim_naive(zp, tp, mask, centres[1], 0.1, 0.06, b, sinkhorn_iterations=3)
+        + 0.1 * koleo_naive(features, 2)  # DINOv2's: not weighted by λ1
+    )
+    assert_same(got, want, [z, zp, features])
+    assert set(loss.logged()) == {"loss_cls", "loss_mim", "loss_koleo"}
+    assert torch.equal(loss.cls.center, centres[0]) and torch.equal(loss.patch_center, centres[1])
+
+
+@pytest.mark.distributed
+def test_two_processes_equal_one_with_sinkhorn_knopp_centring_and_koleo(tmp_path: Path) -> None:
+    """DINO's and iBOT's codes and KoLeo's neighbours are over the global batch; iBOT's ranks hold
+    different numbers of masked patches (the masks are drawn per image), and the codes count every
+    rank's."""
+    cfgs = {}
+    for method in ("dino", "ibot"):
+        cfgs[method] = tiny_cfg(method, method)
+        cfgs[method].loss.centering = "sinkhorn_knopp"
+        cfgs[method].loss.koleo_weight = 0.1
+    start_ranks(_worker, (free_port(), str(tmp_path), cfgs), WORLD)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    for method, cfg in cfgs.items():
+        module = eval_module(cfg)
+        want = _step(module, *global_views(module))
+        for got in ranks:
+            _compare(got[method], want)
 
 
 def test_block_masks_reach_their_ratio_in_blocks() -> None:
@@ -117,8 +173,11 @@ def test_masks_are_drawn_per_view_and_image_and_do_not_depend_on_the_split(monke
             torch.testing.assert_close(part[v * 32 : (v + 1) * 32], whole[v * 64 + r * 32 : v * 64 + (r + 1) * 32])
 
 
-def test_the_objective_is_the_loss_of_its_own_networks() -> None:
-    module: Any = eval_module(tiny_cfg("ibot", "ibot"))
+@pytest.mark.parametrize("koleo_weight", [0.0, 0.1])
+def test_the_objective_is_the_loss_of_its_own_networks(koleo_weight: float) -> None:
+    cfg = tiny_cfg("ibot", "ibot")
+    cfg.loss.koleo_weight = koleo_weight  # KoLeo reads the student's class tokens of the masked global views
+    module: Any = eval_module(cfg)
     module.mask_embed.token.data.normal_()  # a mask token that differs from a patch's embedding
     views, index = global_views(module)
     assert len(views.groups) == 2 and views.global_count == 2  # local views too
@@ -138,6 +197,8 @@ def test_the_objective_is_the_loss_of_its_own_networks() -> None:
     tau, tau_p = module.teacher_temperature_at(0), module.teacher_patch_temperature_at(0)
     c1, c2 = torch.zeros(1, zt.shape[1], dtype=torch.float64), torch.zeros(1, zt.shape[1], dtype=torch.float64)
     want = dino_naive(zs, zt, views.count, c1, 0.1, tau) + mim_naive(zp, tp, mask, c2, 0.1, tau_p, b)
+    if koleo_weight:
+        want = want + koleo_weight * koleo_naive(student.pooled, 2)
     params = [q for m in module.trained_modules() for q in m.parameters() if q.requires_grad]
     assert_same(loss, want, params)
     torch.testing.assert_close(h, teacher.pooled)  # eval_with: teacher, of the global views

@@ -15,7 +15,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 from torch import Tensor
 
-from selfsup.losses.swav import SwAVLoss, sinkhorn
+from selfsup.losses._sinkhorn import sinkhorn
+from selfsup.losses.swav import SwAVLoss
 from tests.conftest import free_port, start_ranks
 from tests.losses.reference_methods import assert_same, leaf
 from tests.methods.test_distributed_methods import WORLD, _compare, _share, _step, eval_module, global_views, tiny_cfg
