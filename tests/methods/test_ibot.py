@@ -60,15 +60,24 @@ def mim_naive(
     return sum(per_view) / len(per_view)  # type: ignore[return-value]
 
 
+B, K, N, VIEWS = 3, 5, 4, 4  # images, outputs, patches, views (2 global) of the loss tests
+
+
+def _loss_inputs(g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Student and teacher class outputs, patch outputs and a mask, float64, view-major."""
+    z = torch.randn(VIEWS * B, K, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randn(2 * B, K, dtype=torch.float64, generator=g)
+    zp = torch.randn(2 * B, N, K, dtype=torch.float64, generator=g, requires_grad=True)
+    tp = torch.randn(2 * B, N, K, dtype=torch.float64, generator=g)
+    mask = torch.rand(2 * B, N, generator=g) < 0.5
+    mask[1] = False  # an image without a masked patch adds 0 to its view's mean
+    return z, t, zp, tp, mask
+
+
 def test_the_loss_is_the_papers_and_both_centres_move_to_the_global_means() -> None:
     g = torch.Generator().manual_seed(0)
-    b, k, n, views = 3, 5, 4, 4
-    z = torch.randn(views * b, k, dtype=torch.float64, generator=g, requires_grad=True)
-    t = torch.randn(2 * b, k, dtype=torch.float64, generator=g)
-    zp = torch.randn(2 * b, n, k, dtype=torch.float64, generator=g, requires_grad=True)
-    tp = torch.randn(2 * b, n, k, dtype=torch.float64, generator=g)
-    mask = torch.rand(2 * b, n, generator=g) < 0.5
-    mask[1] = False  # an image without a masked patch adds 0 to its view's mean
+    z, t, zp, tp, mask = _loss_inputs(g)
+    b, k, views = B, K, VIEWS
     loss = IBOTLoss(out_dim=k, cls_weight=0.7, patch_weight=1.3).double()
     loss.cls.center.copy_(torch.randn(1, k, generator=g))
     loss.patch_center.copy_(torch.randn(1, k, generator=g))
@@ -86,13 +95,8 @@ def test_the_loss_is_the_papers_and_both_centres_move_to_the_global_means() -> N
 
 def test_dinov2s_sinkhorn_knopp_over_the_masked_patches_and_koleo_leave_both_centres() -> None:
     g = torch.Generator().manual_seed(1)
-    b, k, n, views = 3, 5, 4, 4
-    z = torch.randn(views * b, k, dtype=torch.float64, generator=g, requires_grad=True)
-    t = torch.randn(2 * b, k, dtype=torch.float64, generator=g)
-    zp = torch.randn(2 * b, n, k, dtype=torch.float64, generator=g, requires_grad=True)
-    tp = torch.randn(2 * b, n, k, dtype=torch.float64, generator=g)
-    mask = torch.rand(2 * b, n, generator=g) < 0.5
-    mask[1] = False
+    z, t, zp, tp, mask = _loss_inputs(g)
+    b, k, views = B, K, VIEWS
     features = torch.randn(2 * b, 6, dtype=torch.float64, generator=g, requires_grad=True)
     loss = IBOTLoss(out_dim=k, cls_weight=0.5, centering="sinkhorn_knopp", sinkhorn_iterations=3, koleo_weight=0.1)
     loss = loss.double()
